@@ -1,0 +1,1 @@
+"""Ingest and normalisation: sources (GIS, BIM, raster, LiDAR) to canonical layers."""
