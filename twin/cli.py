@@ -1,0 +1,152 @@
+"""The `twin` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twin.errors import TwinError
+
+app = typer.Typer(help="City twin: build, inspect, tile and serve a city information model.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Work with city.toml files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _fail(exc: TwinError) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def build(city: Path = typer.Argument(..., help="city.toml"),
+          out_dir: Path = typer.Option(..., "--out", "-o", help="twin folder to (re)build")) -> None:
+    """Build the twin described by CITY into OUT (atomically)."""
+    from twin.build import build_twin
+    from twin.progress import RichProgress
+
+    try:
+        with RichProgress() as progress:
+            report = build_twin(city, out_dir, progress=progress)
+    except TwinError as exc:
+        _fail(exc)
+    m = report.manifest
+    out.print(f"[green]built[/] {m.city} in {report.seconds:.1f} s -> {out_dir}")
+    _print_catalogue(m)
+    if len(report.repairs):
+        out.print(f"[yellow]{len(report.repairs)} geometry repairs[/] (table 'repairs' in twin.gpkg)")
+
+
+@app.command()
+def info(twin_dir: Path = typer.Argument(..., help="twin folder"),
+         as_json: bool = typer.Option(False, "--json", help="machine-readable catalogue")) -> None:
+    """Print the catalogue of a twin: layers, counts, CRS, extents, schemas, licences."""
+    from twin.catalogue import catalogue
+    from twin.store.folder import FolderStore
+
+    try:
+        store = FolderStore(twin_dir)
+        cat = catalogue(store)
+    except TwinError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(cat, indent=2, ensure_ascii=False) + "\n")
+        return
+    _print_catalogue(store.manifest(), schemas=True)
+
+
+def _print_catalogue(m, schemas: bool = False) -> None:
+    t = Table(title=f"{m.city} ({m.crs}, heights {m.vertical_datum})")
+    for c in ("layer", "kind", "features", "class", "bbox (project CRS)", "licence"):
+        t.add_column(c)
+    for name, layer in m.layers.items():
+        bbox = ", ".join(f"{v:.0f}" for v in layer.bbox) if layer.bbox else "-"
+        t.add_row(name, layer.kind, str(layer.count), layer.classification, bbox, "; ".join(layer.licences))
+    for name, r in m.rasters.items():
+        t.add_row(name, f"raster ({r.method})", f"{r.shape[1]}x{r.shape[0]} @ {r.resolution[0]:.1f} m",
+                  r.classification, ", ".join(f"{v:.0f}" for v in r.bounds), "; ".join(r.licences))
+    out.print(t)
+    for name, layer in m.layers.items():
+        if layer.kind == "buildings" and layer.stats:
+            out.print(f"  {name}: heights by rule {layer.stats.get('height_rules')}, "
+                      f"underground {layer.stats.get('underground')}")
+        if schemas:
+            out.print(f"  [dim]{name} schema: {', '.join(f'{k}:{v}' for k, v in layer.schema_.items())}[/]")
+
+
+@app.command()
+def synth(buildings: int = typer.Option(..., "--buildings", "-n", min=1, help="number of buildings"),
+          out_dir: Path = typer.Option(..., "--out", "-o", help="folder for the sources and city.toml"),
+          seed: int = typer.Option(0, help="random seed (same seed, same city)")) -> None:
+    """Write a realistic synthetic city (footprints, roads, terrain, river, POIs) of any size."""
+    from twin.synth import synthesize
+
+    from rich.progress import Progress as _P
+
+    with _P() as p:
+        task = p.add_task("synthesising", total=1.0)
+        path = synthesize(out_dir, buildings, seed=seed,
+                          progress=lambda what, frac: p.update(task, completed=frac, description=what))
+    out.print(f"[green]wrote[/] {path}; build it with: twin build {path} --out <twin dir>")
+
+
+@config_app.command("validate")
+def config_validate(city: Path = typer.Argument(..., help="city.toml")) -> None:
+    """Validate a city.toml and check that every source file exists."""
+    from layers.ingest import check_sources_exist
+    from twin.config import load_city
+
+    try:
+        cfg = load_city(city)
+        check_sources_exist(cfg)
+    except TwinError as exc:
+        _fail(exc)
+    out.print(f"[green]ok[/] {cfg.name}: {len(cfg.layers)} layers, "
+              f"{sum(len(l.sources) for l in cfg.layers.values())} sources")
+
+
+@app.command()
+def tiles(twin_dir: Path = typer.Argument(..., help="twin folder"),
+          mode: str = typer.Option("1.1", help="3D Tiles version: 1.1 (glb) or 1.0 (b3dm)")) -> None:
+    """Write 3D Tiles (buildings, BIM, terrain, point clouds) into TWIN_DIR/tiles."""
+    from tiles.build import build_tiles
+    from twin.progress import RichProgress
+    from twin.store.folder import FolderStore
+
+    try:
+        store = FolderStore(twin_dir)
+        with RichProgress() as progress:
+            report = build_tiles(store, Path(twin_dir) / "tiles", mode=mode, progress=progress)
+    except TwinError as exc:
+        _fail(exc)
+    out.print(f"[green]tiles written[/] to {Path(twin_dir) / 'tiles'}: {report}")
+
+
+@app.command()
+def serve(twin_dir: Path = typer.Argument(..., help="twin folder"),
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
+    """Serve the twin's APIs and viewer."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    try:
+        application = create_app(Settings(twin_dir=twin_dir))
+    except TwinError as exc:
+        _fail(exc)
+    out.print(f"viewer: [bold]http://{host}:{port}/[/]")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()
