@@ -70,7 +70,7 @@ def warp_to(raster: RasterData, crs, *, resolution: float | None = None,
 def sample(raster: RasterData, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Bilinear sample at project coordinates; NaN outside the grid."""
     inv = ~raster.transform
-    col, row = inv * (np.asarray(x, float), np.asarray(y, float))
+    col, row = inv @ (np.asarray(x, float), np.asarray(y, float))
     col, row = np.asarray(col) - 0.5, np.asarray(row) - 0.5
     h, w = raster.array.shape
     c0, r0 = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
