@@ -1,0 +1,30 @@
+"""Deployment settings (environment prefix TWIN_), read once in create_app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiKey(BaseModel):
+    """A client key: its clearance (highest classification it may read) and its scopes."""
+
+    key: str
+    name: str
+    clearance: str = Field("public", pattern="^(public|internal|restricted)$")
+    scopes: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TWIN_", env_nested_delimiter="__")
+
+    twin_dir: Path = Path("build/tianhe")
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    api_keys_file: Path | None = Field(None, description="TOML file with [[keys]] entries")
+    cors_origins: list[str] = ["*"]
+    max_page_size: int = 1000
+    default_page_size: int = 100
+    static_cache_seconds: int = 3600
+    viewer_assets: Path | None = Field(None, description="CesiumJS build folder; default node_modules/cesium/Build/Cesium")
