@@ -43,7 +43,7 @@ def enu_to_ecef_matrix(lon: float, lat: float, h: float) -> np.ndarray:
     east = np.array([-np.sin(lam), np.cos(lam), 0.0])
     north = np.array([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)])
     up = np.array([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
-    origin = lonlat_to_ecef([lon], [lat], [h])[0]
+    origin = np.array(_geographic_to_ecef().transform(float(lon), float(lat), float(h)))
     m = np.eye(4)
     m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = east, north, up, origin
     return m
@@ -64,8 +64,8 @@ class LocalFrame:
 
     def __init__(self, crs: CRS, origin_x: float, origin_y: float, origin_z: float = 0.0):
         self.crs = crs
-        lon, lat = project_to_lonlat(crs, [origin_x], [origin_y])
-        self.lon, self.lat, self.h = float(lon[0]), float(lat[0]), float(origin_z)
+        lon, lat = _to_geographic(crs.to_wkt()).transform(float(origin_x), float(origin_y))
+        self.lon, self.lat, self.h = float(lon), float(lat), float(origin_z)
         self.matrix = enu_to_ecef_matrix(self.lon, self.lat, self.h)
         self._inverse = np.linalg.inv(self.matrix)
 
