@@ -145,7 +145,7 @@ class HeightRules(_Model):
     min_height: float = Field(2.0, ge=0, description="a derived height below this is rejected")
     max_height: float = Field(700.0, gt=0, description="a height above this is rejected as an error")
     dsm_min_cells: int = Field(3, ge=1, description="DSM-DTM needs at least this many cells in the footprint")
-    lidar_roof_percentile: float = Field(90.0, gt=0, le=100)
+    lidar_roof_percentile: float = Field(70.0, gt=0, le=100, description="roof height percentile (3D BAG convention: 70)")
     lidar_min_points: int = Field(10, ge=1)
 
 

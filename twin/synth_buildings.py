@@ -15,13 +15,14 @@ from scipy.spatial import cKDTree
 
 from twin.synth_streets import River, Streets
 
-DISTRICTS = np.array(["residential", "downtown", "industrial", "campus"])
-DISTRICT_P = np.array([0.55, 0.2, 0.15, 0.1])
-PARCEL_M = np.array([17.0, 30.0, 55.0, 48.0])  # parcel edge per district type
+DISTRICTS = np.array(["village", "estate", "downtown", "industrial", "campus"])
+DISTRICT_P = np.array([0.68, 0.12, 0.1, 0.06, 0.04])
+PARCEL_M = np.array([11.5, 32.0, 24.0, 45.0, 40.0])  # parcel edge per district type
 USES = np.array(["residential", "commercial", "office", "school", "industrial", "public", "hospital"])
 # P(use | district), rows follow DISTRICTS, columns USES.
 USE_P = np.array([
     [0.86, 0.08, 0.00, 0.025, 0.00, 0.03, 0.005],
+    [0.88, 0.05, 0.00, 0.04, 0.00, 0.03, 0.00],
     [0.12, 0.40, 0.40, 0.00, 0.00, 0.06, 0.02],
     [0.00, 0.05, 0.07, 0.00, 0.88, 0.00, 0.00],
     [0.00, 0.00, 0.00, 0.70, 0.00, 0.20, 0.10],
@@ -62,10 +63,10 @@ def _block_frames(corners: np.ndarray, setback: np.ndarray):
 
 
 def districts_of(points: np.ndarray, side: float, rng: np.random.Generator) -> np.ndarray:
-    n = max(3, int(round(side * side / 1.5e6)))
+    n = max(6, int(round(side * side / 1.5e6)))
     seeds = rng.uniform(-side / 2, side / 2, size=(n, 2))
     kinds = rng.choice(len(DISTRICTS), size=n, p=DISTRICT_P)
-    kinds[0] = 0  # there is always somewhere to live
+    kinds[:6] = rng.permutation([0, 0, 0, 1, 2, 4])  # even a small town is mixed
     return kinds[cKDTree(seeds).query(points)[1]]
 
 
@@ -141,9 +142,9 @@ def footprints(centre: np.ndarray, angle: np.ndarray, size: np.ndarray, use: np.
     centre = centre + np.column_stack([offset[:, 0] * c - offset[:, 1] * s,
                                        offset[:, 0] * s + offset[:, 1] * c])
     shape = rng.choice(4, size=n, p=[0.55, 0.25, 0.1, 0.1])
-    big = np.minimum(hw, hh) >= 11.0
+    big = np.minimum(hw, hh) >= 9.0
     shape[(shape == 2) & ~big] = 0
-    shape[(shape == 3) & (hw < 7.0)] = 0
+    shape[(shape == 3) & (hw < 5.0)] = 0
     geoms = np.empty(n, dtype=object)
     for k, kind in enumerate(SHAPES):
         sel = np.flatnonzero(shape == k)
@@ -153,19 +154,21 @@ def footprints(centre: np.ndarray, angle: np.ndarray, size: np.ndarray, use: np.
         if kind == "courtyard":
             geoms[sel] = shapely.polygons(rings[0], holes=rings[1][:, None])
         elif kind == "multi":
-            parts = shapely.polygons(np.concatenate([rings[0], rings[1]]))
-            geoms[sel] = shapely.multipolygons(parts, indices=np.tile(np.arange(len(sel)), 2))
+            parts = shapely.polygons(np.stack([rings[0], rings[1]], axis=1).reshape(-1, 5, 2))
+            geoms[sel] = shapely.multipolygons(parts, indices=np.repeat(np.arange(len(sel)), 2))
         else:
             geoms[sel] = shapely.polygons(rings[0])
     return shapely.orient_polygons(geoms), shape
 
 
 def heights(use: np.ndarray, district: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """-> (levels, height m). Residential towers only downtown or in a share of estates."""
+    """-> (levels, height m). Residential towers stand in estates and downtown only."""
     n = len(use)
-    lo, hi = LEVELS_LO[use], LEVELS_HI[use].copy()
-    low_rise = (use == 0) & (district == 0) & (rng.random(n) < 0.6)
-    hi[low_rise] = 6
+    lo, hi = LEVELS_LO[use].copy(), LEVELS_HI[use].copy()
+    home = use == 0
+    hi[home & (district == 0)] = 8                     # urban village houses
+    lo[home & (district == 1)] = 10                    # tower estates
+    hi[home & (district >= 2)] = 30
     # Skewed towards the low end, as real stock is.
     levels = np.floor(lo + (hi - lo + 1) * rng.random(n) ** 2).astype(np.int64)
     height = levels * STOREY_M[use] + rng.uniform(0.5, 2.5, n)

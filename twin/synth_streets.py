@@ -83,8 +83,8 @@ def _bend(xy: np.ndarray, side: float, rng: np.random.Generator) -> np.ndarray:
     are bent less."""
     radius = side / 2
     strength = min(1.0, radius / 1500.0)
-    a = 0.10 * strength * np.exp(1j * rng.uniform(0, 2 * np.pi))
-    b = 0.04 * strength * np.exp(1j * rng.uniform(0, 2 * np.pi))
+    a = 0.06 * strength * np.exp(1j * rng.uniform(0, 2 * np.pi))
+    b = 0.025 * strength * np.exp(1j * rng.uniform(0, 2 * np.pi))
     z = (xy[:, 0] + 1j * xy[:, 1]) / radius
     w = (z + a * z ** 2 + b * z ** 3) * radius
     return np.column_stack([w.real, w.imag])
