@@ -57,7 +57,8 @@ def enrich_buildings(frame: gpd.GeoDataFrame, rules: HeightRules, inputs: Height
     out["height"] = height
     out["height_rule"] = rule
     out["roof"] = out["ground"] + out["height"]
-    out = out.drop(columns=[c for c in ("solid_height", "layer") if c in out.columns])
+    out["layer"] = vertical_layer
+    out = out.drop(columns=[c for c in ("solid_height",) if c in out.columns])
     stats = {"height_rules": counts, "underground": int(out["underground"].sum()),
              "no_terrain_ground": int(no_ground.sum()),
              "height_m": {"min": float(np.nanmin(height)), "median": float(np.nanmedian(height)),

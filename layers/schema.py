@@ -12,7 +12,7 @@ COMMON = ["id", "source", "source_id", "name", "attrs"]
 COLUMNS: dict[str, list[str]] = {
     "buildings": COMMON + [
         "use", "use_raw", "height", "height_rule", "levels", "ground", "roof",
-        "underground", "area", "population", "capacity",
+        "underground", "layer", "area", "population", "capacity",
     ],
     "roads": COMMON + ["highway", "oneway", "lanes", "layer", "bridge", "tunnel", "length", "u", "v", "nodes"],
     "pois": COMMON + ["kind", "capacity"],
