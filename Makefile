@@ -9,7 +9,7 @@ TWIN_DIR ?= build/tianhe
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test setup system twin tiles serve bench clean
+.PHONY: run test setup system node twin tiles serve bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+node: system
+	bash scripts/install_node_deps.sh
 
 system:
 	bash scripts/setup-system.sh
 
-setup: system $(VENV)/.installed node_modules/.installed
+setup: system $(VENV)/.installed node
 
 twin: setup
 	$(BIN)/twin build data/tianhe/city.toml --out $(TWIN_DIR)

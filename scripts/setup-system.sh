@@ -5,6 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(chromium fonts-noto-cjk)
+# Node.js and npm only when the machine has none (do not replace another install).
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
