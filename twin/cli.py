@@ -125,10 +125,21 @@ def tiles(twin_dir: Path = typer.Argument(..., help="twin folder"),
     try:
         store = FolderStore(twin_dir)
         with RichProgress() as progress:
-            report = build_tiles(store, Path(twin_dir) / "tiles", mode=mode, progress=progress)
+            report = build_tiles(store, Path(twin_dir) / "tiles", mode=mode, progress=progress.steps())
     except TwinError as exc:
         _fail(exc)
-    out.print(f"[green]tiles written[/] to {Path(twin_dir) / 'tiles'}: {report}")
+    t = Table(title=f"3D Tiles {report.mode} in {report.out_dir} ({report.seconds:.1f} s)")
+    for c in ("tileset", "features", "tiles", "bytes", "written", "unchanged", "removed"):
+        t.add_column(c)
+    for name, r in report.layers.items():
+        t.add_row(r.tileset, str(r.features), str(r.tiles), f"{r.bytes:,}", str(r.written), str(r.unchanged),
+                  str(r.removed))
+    for name, r in report.external.items():
+        if r:
+            t.add_row(name, "-", str(r.get("tiles", "-")), f"{r.get('bytes', 0):,}", "-", "-", "-")
+    out.print(t)
+    for name, why in report.not_built.items():
+        out.print(f"[yellow]not built[/] {name}: {why}")
 
 
 @app.command()

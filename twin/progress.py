@@ -41,3 +41,14 @@ class RichProgress:
     def advance(self, description: str) -> None:
         if self._task is not None:
             self._p.update(self._task, advance=1, description=description)
+
+    def steps(self):
+        """A `(label, done, total)` callback with one bar per label (used by the tiler)."""
+        tasks: dict[str, int] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = self._p.add_task(label, total=max(total, 1))
+            self._p.update(tasks[label], completed=done, total=max(total, 1))
+
+        return update
