@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from layers.errors import SourceError
 from twin.errors import BuildError, ConfigError, LayerNotFound, StoreError, TwinError, TwinNotFound
+from twin.query.errors import FeatureNotFound, QueryError
 
 log = logging.getLogger("twin.api")
 
@@ -38,6 +39,8 @@ class BadRequest(ApiError):
 
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (QueryError, 400),
+    (FeatureNotFound, 404),
     (LayerNotFound, 404),
     (TwinNotFound, 404),
     (ConfigError, 400),
