@@ -20,8 +20,7 @@ MAX_ERROR = 0.5
 
 @pytest.fixture(scope="module")
 def delft_terrain(tmp_path_factory):
-    if not DTM.is_file():
-        pytest.skip(f"Delft DTM not found at {DTM}")
+    assert DTM.is_file(), f"Delft DTM not found at {DTM}"
     with rasterio.open(DTM) as src:
         array = src.read(1, masked=True).astype("float32").filled(np.nan)
         raster = RasterData(array, src.transform, src.crs)

@@ -90,8 +90,7 @@ def tile_points(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def delft(tmp_path_factory):
-    if len(LAZ) < 2:
-        pytest.skip(f"Delft AHN3 LAZ files not found under {DELFT}")
+    assert len(LAZ) == 2, f"Delft AHN3 LAZ files not found under {DELFT}"
     store = FakeStore({f"pointcloud/{p.name}": p for p in LAZ})
     out = tmp_path_factory.mktemp("pointcloud")
     report = write_pointcloud_tileset(store, out)
