@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 import twin
 from api import errors
 from api.auth import KeyRing
-from api.routers import catalogue, features, spatial, tiles, viewer
+from api.routers import catalogue, features, imagery, search, spatial, tiles, viewer
 from api.settings import Settings
 from twin.store.folder import FolderStore
 
@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                        allow_headers=["*"], expose_headers=["ETag", "Location"])
-    for make in (catalogue.router, tiles.router, features.router, spatial.router, viewer.router):
+    for make in (catalogue.router, tiles.router, features.router, spatial.router, search.router,
+                 imagery.router, viewer.router):
         app.include_router(make())
     logging.getLogger("twin.api").info("serving %s from %s", store.manifest().city, settings.twin_dir)
     return app

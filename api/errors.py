@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from layers.errors import SourceError
 from twin.errors import BuildError, ConfigError, LayerNotFound, StoreError, TwinError, TwinNotFound
 from twin.query.errors import FeatureNotFound, QueryError
+from twin.search import SearchError
 
 log = logging.getLogger("twin.api")
 
@@ -40,6 +41,7 @@ class BadRequest(ApiError):
 
 STATUS: list[tuple[type[Exception], int]] = [
     (QueryError, 400),
+    (SearchError, 400),
     (FeatureNotFound, 404),
     (LayerNotFound, 404),
     (TwinNotFound, 404),

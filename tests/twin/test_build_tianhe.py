@@ -108,7 +108,7 @@ def test_placed_bim_model_stands_in_tianhe(tianhe_twin):
     bim = store.read_layer("bim")
     assert len(bim) > 50 and bim["global_id"].is_unique
     t = pyproj.Transformer.from_crs(4326, 4547, always_xy=True)
-    ax, ay = t.transform(113.32420, 23.11830)  # the anchor in city.toml
+    ax, ay = t.transform(113.32420, 23.11866)  # the anchor in city.toml
     c = shapely.centroid(shapely.union_all(bim.geometry.values))
     assert np.hypot(c.x - ax, c.y - ay) < 30
     mesh = store.read_mesh("bim")
@@ -117,3 +117,11 @@ def test_placed_bim_model_stands_in_tianhe(tianhe_twin):
     from layers.raster import sample
     g = sample(ground, np.array([ax]), np.array([ay]))[0]
     assert abs(mesh.vertices[:, 2].min() - g) < 3.0
+
+
+def test_placed_bim_model_is_clear_of_other_buildings(tianhe_twin):
+    store = tianhe_twin.store
+    house = shapely.union_all(store.read_layer("bim").geometry.values)
+    buildings = store.read_layer("buildings")
+    above = buildings[~buildings["underground"]]
+    assert not shapely.intersects(house, above.geometry.values).any()
