@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +32,10 @@ POINTCLOUD_PREFIX = "pointcloud/"
 _SUFFIXES = (".las", ".laz")
 
 
-class PointCloudError(Exception):
+from twin.errors import TwinError
+
+
+class PointCloudError(TwinError):
     """The point-cloud assets cannot be converted to 3D Tiles."""
 
 
@@ -52,8 +57,6 @@ def write_pointcloud_tileset(store: "TwinStore", out_dir: Path) -> dict | None:
 def build_pointcloud_tileset(paths: list[Path], out_dir: Path, crs_in: CRS, jobs: int | None = None) -> dict:
     """Convert LAS/LAZ `paths` (read in `crs_in` when their header has no CRS) into `out_dir`."""
     import laspy
-    from py3dtiles.convert import convert
-    from py3dtiles.exceptions import Py3dtilesException
 
     if not paths:
         raise PointCloudError("no point-cloud files to convert")
@@ -72,15 +75,11 @@ def build_pointcloud_tileset(paths: list[Path], out_dir: Path, crs_in: CRS, jobs
     if out_dir.exists():
         shutil.rmtree(out_dir)
     started = time.perf_counter()
-    try:
-        convert(
-            [str(p) for p in paths], outfolder=out_dir, overwrite=True,
-            jobs=jobs or max(1, min(len(os.sched_getaffinity(0)), 8)),
-            crs_in=crs_in, crs_out=CRS.from_epsg(4978), force_crs_in=False, pyproj_always_xy=True,
-            rgb=rgb, extra_fields=extra,
-        )
-    except Py3dtilesException as exc:
-        raise PointCloudError(f"py3dtiles could not convert the point clouds: {exc}") from exc
+    _convert_isolated({
+        "files": [str(p) for p in paths], "out": str(out_dir),
+        "jobs": jobs or max(1, min(len(os.sched_getaffinity(0)), 8)),
+        "crs_wkt": crs_in.to_wkt(), "rgb": rgb, "extra": extra,
+    })
     seconds = time.perf_counter() - started
 
     tileset = json.loads((out_dir / "tileset.json").read_text())
@@ -103,3 +102,37 @@ def _walk(tile: dict):
     yield tile
     for child in tile.get("children", []):
         yield from _walk(child)
+
+
+def _convert_isolated(args: dict) -> None:
+    """Run py3dtiles' converter in a fresh interpreter.
+
+    It forks zmq worker processes; forked from a process that already runs
+    threads (a test runner, a web or job worker) the workers can hang before
+    they register. A clean process has no such threads.
+    """
+    proc = subprocess.run([sys.executable, "-m", "tiles.pointcloud", json.dumps(args)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        raise PointCloudError(f"py3dtiles could not convert the point clouds: {lines[-1] if lines else proc.returncode}",
+                              detail=proc.stderr[-4000:])
+
+
+def _convert_main(raw: str) -> int:
+    from py3dtiles.convert import convert
+    from py3dtiles.exceptions import Py3dtilesException
+
+    args = json.loads(raw)
+    try:
+        convert(args["files"], outfolder=Path(args["out"]), overwrite=True, jobs=args["jobs"],
+                crs_in=CRS.from_wkt(args["crs_wkt"]), crs_out=CRS.from_epsg(4978), force_crs_in=False,
+                pyproj_always_xy=True, rgb=args["rgb"], extra_fields=args["extra"])
+    except Py3dtilesException as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_convert_main(sys.argv[1]))
