@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from api import html
 from api.auth import Principal, authorize
 from api.deps import get_settings
+from api.routers.tiles import has_tileset
 from twin.query import LayerIndex, QueryError
 from twin.query import crs as crsmod
 from twin.query.cql2 import parse as parse_filter
@@ -187,7 +188,10 @@ def collection_doc(request: Request, index: LayerIndex, name: str) -> dict:
             {"href": _url(request, f"{path}/items", f="html"), "rel": "items", "type": "text/html",
              "title": "features as HTML"},
             {"href": _url(request, f"{path}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-             "type": "application/schema+json", "title": "queryables"}],
+             "type": "application/schema+json", "title": "queryables"}] + ([
+            {"href": _url(request, f"{path}/3dtiles/tileset.json"), "rel": "items",
+             "type": "application/json+3dtiles", "title": "3D Tiles (OGC API - 3D GeoVolumes style)"}]
+            if has_tileset(index.store, name) else []),
     }
 
 

@@ -50,22 +50,43 @@ def serve_file(request: Request, path: Path, *, cache_seconds: int, public: bool
     return FileResponse(path, media_type=media, headers={"ETag": etag, "Cache-Control": cache})
 
 
+def tileset_file(store: TwinStore, who: Principal, tileset: str, path: str) -> tuple[Path, str]:
+    """The file to serve and the tileset's classification, after the access check."""
+    root = tiles_root(store)
+    base = (root / tileset).resolve()
+    if not base.is_dir() or root.resolve() not in base.parents:
+        raise LayerNotFound(f"no tileset '{tileset}'")
+    classification = tileset_classification(store, tileset)
+    who.require_clearance(classification, f"tileset '{tileset}'")
+    target = (base / path).resolve()
+    if base not in target.parents or not target.is_file():
+        raise ApiError(404, f"no file '{path}' in tileset '{tileset}'")
+    return target, classification
+
+
+def has_tileset(store: TwinStore, layer: str) -> bool:
+    return (tiles_root(store) / layer / "tileset.json").is_file()
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["3d tiles"])
+
+    def serve(tileset: str, path: str, request: Request, store: TwinStore, who: Principal, settings) -> Response:
+        target, classification = tileset_file(store, who, tileset, path)
+        return serve_file(request, target, cache_seconds=settings.static_cache_seconds,
+                          public=classification == "public")
 
     @r.get("/tiles/{tileset}/{path:path}", summary="A file of a 3D Tiles tileset or of the terrain")
     def get_tile(tileset: str, path: str, request: Request, store: TwinStore = Depends(get_store),
                  who: Principal = Depends(authorize()), settings=Depends(get_settings)) -> Response:
-        root = tiles_root(store)
-        base = (root / tileset).resolve()
-        target = (base / path).resolve()
-        if not base.is_dir() or root.resolve() not in base.parents:
-            raise LayerNotFound(f"no tileset '{tileset}'")
-        classification = tileset_classification(store, tileset)
-        who.require_clearance(classification, f"tileset '{tileset}'")
-        if base not in target.parents or not target.is_file():
-            raise ApiError(404, f"no file '{path}' in tileset '{tileset}'")
-        return serve_file(request, target, cache_seconds=settings.static_cache_seconds,
-                          public=classification == "public")
+        return serve(tileset, path, request, store, who, settings)
+
+    @r.get("/ogc/collections/{collection_id}/3dtiles/{path:path}",
+           summary="The collection's 3D Tiles (in the spirit of OGC API - 3D GeoVolumes)")
+    def get_collection_tiles(collection_id: str, path: str, request: Request, store: TwinStore = Depends(get_store),
+                             who: Principal = Depends(authorize()), settings=Depends(get_settings)) -> Response:
+        if collection_id not in store.manifest().layers:
+            raise LayerNotFound(f"no collection '{collection_id}'")
+        return serve(collection_id, path, request, store, who, settings)
 
     return r

@@ -69,3 +69,33 @@ def test_missing_twin_is_a_clear_error(tmp_path):
 
     with pytest.raises(TwinNotFound, match="manifest.json missing"):
         create_app(Settings(twin_dir=tmp_path))
+
+
+def test_collections_link_their_3d_tiles(client):
+    doc = client.get("/ogc/collections/buildings").json()
+    link = next(l for l in doc["links"] if l["type"] == "application/json+3dtiles")
+    href = link["href"].split("://", 1)[1].split("/", 1)[1]
+    r = client.get("/" + href)
+    assert r.status_code == 200 and r.json()["asset"]["version"] == "1.1"
+    assert client.get("/ogc/collections/bim/3dtiles/tileset.json").status_code == 401
+    roads = client.get("/ogc/collections/roads").json()
+    assert not any(l["type"] == "application/json+3dtiles" for l in roads["links"])
+
+
+def test_scopes_are_required_for_run_endpoints(tianhe_twin):
+    from fastapi import APIRouter, Depends
+
+    from api.auth import authorize
+
+    app = create_app(Settings(twin_dir=tianhe_twin.store.root, api_keys=KEYS))
+    r = APIRouter()
+
+    @r.post("/run")
+    def run(who=Depends(authorize("scenario:run"))):
+        return {"by": who.name}
+
+    app.include_router(r)
+    c = TestClient(app)
+    assert c.post("/run").status_code == 401
+    assert c.post("/run", headers={"X-API-Key": "k-int"}).status_code == 403
+    assert c.post("/run", headers={"X-API-Key": "k-res"}).json() == {"by": "chief"}
