@@ -18,7 +18,9 @@ import importlib
 import json
 import os
 import shutil
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 import numpy as np
 
 from tiles.buildings import UNDERGROUND_COLOR, TilePlan, plan_buildings, plan_mesh_layer
-from tiles.hierarchy import TreeLimits
+from tiles.hierarchy import TileNode, TreeLimits
 from tiles.tileset import tileset_bytes
 from twin.errors import TwinError
 
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 MANIFEST_NAME = "tiles_manifest.json"
 MANIFEST_VERSION = 1
 Progress = Callable[[str, int, int], None]
+PARALLEL_MIN_TILES = 32   # smaller layers are encoded in this process (forking costs ~0.1 s)
+MAX_WORKERS = 8
 
 
 class TilesError(TwinError):
@@ -68,8 +72,11 @@ class TilesReport:
 
 def build_tiles(store: "TwinStore", out_dir: Path, *, mode: Literal["1.1", "1.0"] = "1.1",
                 max_features_per_tile: int = 2000, max_bytes_per_tile: int = 2_000_000,
-                terrain_max_error_m: float = 2.0, progress: Progress | None = None) -> TilesReport:
-    """Write all tilesets of `store` under `out_dir` (see the module docstring)."""
+                terrain_max_error_m: float = 2.0, progress: Progress | None = None,
+                workers: int | None = None) -> TilesReport:
+    """Write all tilesets of `store` under `out_dir` (see the module docstring).
+
+    `workers`: processes that encode tiles (forked; default all usable cores, 1 = this process only)."""
     if mode not in ("1.1", "1.0"):
         raise TilesError(f"unknown 3D Tiles mode '{mode}' (use '1.1' or '1.0')", field="mode")
     started = time.perf_counter()
@@ -81,7 +88,8 @@ def build_tiles(store: "TwinStore", out_dir: Path, *, mode: Literal["1.1", "1.0"
     manifest: dict = {"format_version": MANIFEST_VERSION, "mode": mode, "layers": {}, "external": {}}
 
     for plan in _plans(store, mode, limits, report):
-        layer_report, entry = write_plan(plan, out_dir, old.get("layers", {}).get(plan.layer, {}), progress)
+        layer_report, entry = write_plan(plan, out_dir, old.get("layers", {}).get(plan.layer, {}), progress,
+                                         workers=workers)
         report.layers[plan.layer] = layer_report
         manifest["layers"][plan.layer] = entry
     for stale_layer in set(old.get("layers", {})) - set(manifest["layers"]):
@@ -131,8 +139,8 @@ def _plans(store: "TwinStore", mode, limits: TreeLimits, report: TilesReport):
         yield plan_mesh_layer(store.read_mesh(name), frame, layer=out_name, mode=mode, limits=limits)
 
 
-def write_plan(plan: TilePlan, out_dir: Path, old_entry: dict, progress: Progress | None = None
-               ) -> tuple[LayerTilesReport, dict]:
+def write_plan(plan: TilePlan, out_dir: Path, old_entry: dict, progress: Progress | None = None, *,
+               workers: int | None = None) -> tuple[LayerTilesReport, dict]:
     """Write one layer's changed tiles, then its tileset.json, then drop stale tiles."""
     started = time.perf_counter()
     layer_dir = out_dir / plan.layer
@@ -141,18 +149,11 @@ def write_plan(plan: TilePlan, out_dir: Path, old_entry: dict, progress: Progres
     tiles: dict[str, dict] = {}
     written = unchanged = total_bytes = 0
     nodes = plan.nodes_with_content()
-    for done, node in enumerate(nodes, 1):
-        rel = plan.content_path(node)
-        data = plan.encode(node)
-        digest = hashlib.sha256(data).hexdigest()
-        path = layer_dir / rel
-        if _same_content(path, old_tiles.get(rel), digest, len(data)):
-            unchanged += 1
-        else:
-            _write_atomic(path, data)
-            written += 1
-        tiles[rel] = {"sha256": digest, "bytes": len(data), "features": int(len(node.features))}
-        total_bytes += len(data)
+    for done, (rel, digest, size, was_written) in enumerate(_write_tiles(plan, nodes, layer_dir, old_tiles, workers), 1):
+        written += was_written
+        unchanged += not was_written
+        tiles[rel] = {"sha256": digest, "bytes": size, "features": int(len(nodes[done - 1].features))}
+        total_bytes += size
         if progress:
             progress(plan.layer, done, len(nodes))
     tileset = tileset_bytes(plan.tileset)
@@ -168,6 +169,51 @@ def write_plan(plan: TilePlan, out_dir: Path, old_entry: dict, progress: Progres
                               written=written, unchanged=unchanged, removed=removed,
                               seconds=time.perf_counter() - started)
     return report, entry
+
+
+def _write_tile(plan: TilePlan, node: TileNode, layer_dir: Path, old_tiles: dict) -> tuple[str, str, int, bool]:
+    """Encode one tile and write it if its content changed: (path, sha256, bytes, written)."""
+    rel = plan.content_path(node)
+    data = plan.encode(node)
+    digest = hashlib.sha256(data).hexdigest()
+    path = layer_dir / rel
+    if _same_content(path, old_tiles.get(rel), digest, len(data)):
+        return rel, digest, len(data), False
+    _write_atomic(path, data)
+    return rel, digest, len(data), True
+
+
+_FORK_JOB: tuple | None = None   # (plan, nodes, layer_dir, old_tiles), inherited by forked workers
+
+
+def _write_chunk(span: tuple[int, int]) -> list[tuple[str, str, int, bool]]:
+    plan, nodes, layer_dir, old_tiles = _FORK_JOB
+    return [_write_tile(plan, node, layer_dir, old_tiles) for node in nodes[span[0]:span[1]]]
+
+
+def _write_tiles(plan: TilePlan, nodes: list[TileNode], layer_dir: Path, old_tiles: dict,
+                 workers: int | None = None):
+    """(path, sha256, bytes, written) of each node, in order; on all cores for large layers.
+
+    Workers are forked, so they share the plan's arrays copy-on-write and send
+    back only digests; each tile is written by the worker that encoded it."""
+    global _FORK_JOB
+    if workers is None:
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+                      MAX_WORKERS)
+    if workers < 2 or len(nodes) < PARALLEL_MIN_TILES or "fork" not in mp.get_all_start_methods():
+        for node in nodes:
+            yield _write_tile(plan, node, layer_dir, old_tiles)
+        return
+    step = max(1, len(nodes) // (workers * 8))
+    spans = [(i, min(i + step, len(nodes))) for i in range(0, len(nodes), step)]
+    _FORK_JOB = (plan, nodes, layer_dir, old_tiles)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            for results in pool.map(_write_chunk, spans):
+                yield from results
+    finally:
+        _FORK_JOB = None
 
 
 def _same_content(path: Path, old: dict | None, digest: str, size: int) -> bool:

@@ -2,9 +2,11 @@
 
 `extrude_footprints` turns every footprint (polygons with holes, multipolygons)
 into an LOD1 prism from its ground to its roof height in one pass of array
-operations; `mesh_from_triangles` does the same for ready-made triangles
-(CityJSON LoD2, IFC). Both return a `FeatureMesh`: flat-shaded vertices
-grouped by feature, so a tile takes any subset of features with slicing.
+operations and returns a `tiles.prism.PrismMesh` (rings lifted to both heights,
+roof triangles; walls are built per tile); `mesh_from_triangles` does the same
+for ready-made triangles (CityJSON LoD2, IFC) and returns a `FeatureMesh`:
+flat-shaded vertices grouped by feature. Both give a tile's triangles with
+`slice` (a contiguous run of features) or `take` (any subset).
 
 Heights above the vertical datum are treated as ellipsoidal heights, as in
 `tiles.geodesy.LocalFrame`. ENU coordinates are exact (through ECEF): a point
@@ -19,9 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from tiles.geodesy import LocalFrame, lonlat_to_ecef, project_to_lonlat
+from tiles.geodesy import EnuSurface, LocalFrame, lonlat_to_ecef, project_to_lonlat
+from tiles.prism import PrismMesh
+from tiles.prism import ranges as _ranges
 
 REPEATED_POINT_TOLERANCE_M = 0.001
+FIT_MIN_POINTS = 20_000   # batches this large use the fitted ENU surface
+SURFACE_SNAP_M = 500.0    # fitted boxes are whole multiples of this around the frame origin
 
 
 @dataclass
@@ -73,8 +79,10 @@ class FeatureMesh:
         out_pos, out_nrm, out_tri, out_fid = [], [], [], []
         base = 0
         for part in self.parts:
-            v_start, v_count = part.vertex_offsets[features], np.diff(part.vertex_offsets)[features]
-            t_start, t_count = part.triangle_offsets[features], np.diff(part.triangle_offsets)[features]
+            v_start = part.vertex_offsets[features]
+            v_count = part.vertex_offsets[features + 1] - v_start
+            t_start = part.triangle_offsets[features]
+            t_count = part.triangle_offsets[features + 1] - t_start
             rows = _ranges(v_start, v_count)
             new_start = np.concatenate([[0], np.cumsum(v_count)[:-1]]) + base
             shift = np.repeat(v_start - new_start, t_count)
@@ -86,30 +94,62 @@ class FeatureMesh:
         return (np.concatenate(out_pos), np.concatenate(out_nrm), np.concatenate(out_tri),
                 np.concatenate(out_fid))
 
+    def slice(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`take(range(start, stop))` for a contiguous run of features, by slicing (no gather)."""
+        out_pos, out_nrm, out_tri, out_fid = [], [], [], []
+        base = 0
+        for part in self.parts:
+            v0, v1 = int(part.vertex_offsets[start]), int(part.vertex_offsets[stop])
+            t0, t1 = int(part.triangle_offsets[start]), int(part.triangle_offsets[stop])
+            out_pos.append(part.positions[v0:v1])
+            out_nrm.append(part.normals[v0:v1])
+            out_tri.append(part.indices[t0:t1] - (v0 - base))
+            out_fid.append(np.repeat(np.arange(stop - start), np.diff(part.vertex_offsets[start:stop + 1])))
+            base += v1 - v0
+        return (np.concatenate(out_pos), np.concatenate(out_nrm), np.concatenate(out_tri),
+                np.concatenate(out_fid))
+
+    def permuted(self, order: np.ndarray) -> "FeatureMesh":
+        """The same mesh with features renumbered: new feature k is old feature `order[k]`."""
+        order = np.asarray(order, np.int64)
+        parts = []
+        for part in self.parts:
+            v_start = part.vertex_offsets[order]
+            v_count = part.vertex_offsets[order + 1] - v_start
+            t_start = part.triangle_offsets[order]
+            t_count = part.triangle_offsets[order + 1] - t_start
+            v_offsets = np.zeros(len(order) + 1, np.int64)
+            np.cumsum(v_count, out=v_offsets[1:])
+            t_offsets = np.zeros(len(order) + 1, np.int64)
+            np.cumsum(t_count, out=t_offsets[1:])
+            rows = _ranges(v_start, v_count)
+            shift = np.repeat(v_start - v_offsets[:-1], t_count)
+            parts.append(MeshPart(part.positions[rows], part.normals[rows],
+                                  part.indices[_ranges(t_start, t_count)] - shift[:, None], v_offsets, t_offsets))
+        return FeatureMesh(parts, len(order))
+
 
 def _cross2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """z of the cross product of 2D vectors."""
     return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(s, s + c) for each pair, without a Python loop."""
-    counts = np.asarray(counts, np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.repeat(np.asarray(starts, np.int64) - first, counts) + np.arange(total)
-
-
 class EnuProjector:
-    """Project-CRS (x, y) -> ENU position at height 0 and the local up vector, both in ENU."""
+    """Project-CRS (x, y) -> ENU position at height 0 and the local up vector, both in ENU.
 
-    def __init__(self, frame: LocalFrame):
+    Batches of `fit_min_points` points or more go through an `EnuSurface` fitted
+    to the exact pyproj path over their bounding box (validated to 0.05 mm, see
+    `tiles.geodesy.EnuSurface`); smaller batches, and extents where no fit meets
+    the tolerance, use the exact path."""
+
+    def __init__(self, frame: LocalFrame, *, fit_min_points: int | None = None):
         self.frame = frame
+        self.fit_min_points = FIT_MIN_POINTS if fit_min_points is None else fit_min_points
         self._inverse = np.linalg.inv(frame.matrix)
+        self._surface: EnuSurface | None = None
+        self.origin_xy = (round(frame.origin_x), round(frame.origin_y))
 
-    def base_and_up(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def exact_base_and_up(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lon, lat = project_to_lonlat(self.frame.crs, x, y)
         ecef = lonlat_to_ecef(lon, lat, np.zeros(len(lon)))
         rot, shift = self._inverse[:3, :3], self._inverse[:3, 3]
@@ -118,6 +158,29 @@ class EnuProjector:
         up_ecef = np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
         return base, up_ecef @ rot.T
 
+    def surface_for(self, x: np.ndarray, y: np.ndarray) -> EnuSurface | None:
+        """A fitted surface covering all (x, y), reused while it covers new batches."""
+        if len(x) == 0 or not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return None
+        box = (float(x.min()), float(y.min()), float(x.max()), float(y.max()))
+        if self._surface is None or not self._surface.covers(*box):
+            # snapped outward to a grid tied to the frame origin, so that the fit (hence every
+            # vertex, to the last bit) does not change when an edit leaves the extent nearly alike
+            step = SURFACE_SNAP_M
+            ox, oy = self.origin_xy
+            snapped = (ox + np.floor((box[0] - ox) / step - 0.5) * step, oy + np.floor((box[1] - oy) / step - 0.5) * step,
+                       ox + np.ceil((box[2] - ox) / step + 0.5) * step, oy + np.ceil((box[3] - oy) / step + 0.5) * step)
+            self._surface = EnuSurface.fit(self.exact_base_and_up, tuple(float(v) for v in snapped))
+        return self._surface
+
+    def base_and_up(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        if len(x) >= self.fit_min_points:
+            surface = self.surface_for(x, y)
+            if surface is not None:
+                return surface.evaluate(x, y)
+        return self.exact_base_and_up(x, y)
+
     def to_enu(self, xyz: np.ndarray) -> np.ndarray:
         xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
         base, up = self.base_and_up(xyz[:, 0], xyz[:, 1])
@@ -125,19 +188,28 @@ class EnuProjector:
 
 
 def extrude_footprints(geometries, ground: np.ndarray, roof: np.ndarray, projector: EnuProjector,
-                       *, floor: bool = False) -> FeatureMesh:
+                       *, floor: bool = False, order: np.ndarray | None = None) -> PrismMesh:
     """LOD1 prisms of all footprints at once.
 
     geometries: (F,) shapely Polygons/MultiPolygons in the project CRS;
     ground, roof: (F,) metres above the datum. Walls get one quad (4 vertices)
     per ring edge with the outward normal; the roof (and the floor if asked)
     is triangulated with holes, convex rings by a fan and the rest by GEOS
-    constrained Delaunay triangulation, all in bulk."""
+    constrained Delaunay triangulation, all in bulk.
+
+    order: the features to extrude, in the order wanted (feature k of the mesh
+    is row `order[k]`); by default all rows in turn. The rings are read from
+    GEOS in row order (sequential memory) and reordered as arrays."""
     geometries = np.asarray(geometries, dtype=object)
-    n_features = len(geometries)
     ground = np.asarray(ground, np.float64)
     roof = np.asarray(roof, np.float64)
     coords, coord_ring, ring_polygon, polygon_feature = _ragged_rings(geometries)
+    if order is not None:
+        order = np.asarray(order, np.int64)
+        coords, coord_ring, ring_polygon, polygon_feature = _reorder_rings(
+            coords, coord_ring, ring_polygon, polygon_feature, order, len(geometries))
+        ground, roof = ground[order], roof[order]
+    n_features = len(geometries) if order is None else len(order)
     n_rings = len(ring_polygon)
     coords, coord_ring, keep_rings = _clean_rings(coords, coord_ring, n_rings, ring_polygon)
     polygons_kept = np.flatnonzero(np.bincount(ring_polygon[keep_rings], minlength=len(polygon_feature)) > 0)
@@ -161,29 +233,29 @@ def extrude_footprints(geometries, ground: np.ndarray, roof: np.ndarray, project
     base, up = projector.base_and_up(coords[:, 0], coords[:, 1])
     bottom = base + ground[vertex_feature, None] * up
     top = base + roof[vertex_feature, None] * up
+    del base
 
-    # walls: a, b, b', a' per edge (a -> b runs counter-clockwise round the outside)
-    a, b = np.arange(len(coords)), nxt
-    wall_pos = np.stack([bottom[a], bottom[b], top[b], top[a]], axis=1).reshape(-1, 3)
-    edge_dir = bottom[b] - bottom[a]
-    outward = np.cross(edge_dir, up[a])
-    outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-12)
-    wall_nrm = np.repeat(quantize_unit(outward), 4, axis=0)
-    quad = np.arange(len(coords))[:, None] * 4
-    wall_tri = np.concatenate([quad + [0, 1, 2], quad + [0, 2, 3]], axis=1).reshape(-1, 3)
-    wall_tri_feature = np.repeat(vertex_feature, 2)
-    wall_v_feature = np.repeat(vertex_feature, 4)
-
-    walls = _part(wall_pos, wall_nrm, np.repeat(vertex_feature, 4), wall_tri, np.repeat(vertex_feature, 2),
-                  n_features)
-    # roof (and floor): ring vertices lifted, triangles from the polygons
+    # outward normal of each wall (edge a -> b runs counter-clockwise round the outside): edge x up,
+    # written out (np.cross is slow on long arrays)
+    edge = bottom[nxt] - bottom
+    outward = np.empty_like(edge)
+    outward[:, 0] = edge[:, 1] * up[:, 2] - edge[:, 2] * up[:, 1]
+    outward[:, 1] = edge[:, 2] * up[:, 0] - edge[:, 0] * up[:, 2]
+    outward[:, 2] = edge[:, 0] * up[:, 1] - edge[:, 1] * up[:, 0]
+    del edge
+    outward /= np.maximum(np.sqrt(np.einsum("ij,ij->i", outward, outward)), 1e-12)[:, None]
+    # roof (and floor): ring vertices lifted, triangles from the polygons, grouped by feature
     roof_tri = _triangulate(coords, coord_ring, ring_polygon, ring_start, ring_count, nxt)
-    roof_tri_feature = vertex_feature[roof_tri[:, 0]]
-    up_i8 = quantize_unit(up)
-    parts = [walls, _part(top, up_i8, vertex_feature, roof_tri, roof_tri_feature, n_features)]
-    if floor:
-        parts.append(_part(bottom, -up_i8, vertex_feature, roof_tri[:, ::-1], roof_tri_feature, n_features))
-    return FeatureMesh(parts, n_features)
+    roof_feature = vertex_feature[roof_tri[:, 0]]
+    if len(roof_feature) and np.any(np.diff(roof_feature) < 0):
+        by_feature = np.argsort(roof_feature, kind="stable")
+        roof_tri, roof_feature = roof_tri[by_feature], roof_feature[by_feature]
+    vertex_offsets = np.zeros(n_features + 1, np.int64)
+    np.cumsum(np.bincount(vertex_feature, minlength=n_features), out=vertex_offsets[1:])
+    roof_offsets = np.zeros(n_features + 1, np.int64)
+    np.cumsum(np.bincount(roof_feature, minlength=n_features), out=roof_offsets[1:])
+    return PrismMesh(bottom, top, quantize_unit(up), quantize_unit(outward), nxt, roof_tri,
+                     vertex_offsets, roof_offsets, floor)
 
 
 def _ragged_rings(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -203,6 +275,23 @@ def _ragged_rings(geometries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     ring_polygon = np.repeat(np.arange(len(polygon_offsets) - 1), np.diff(polygon_offsets))
     polygon_feature = present[np.repeat(np.arange(len(part_offsets) - 1), np.diff(part_offsets))]
     return np.asarray(coords[:, :2], np.float64), coord_ring, ring_polygon, polygon_feature
+
+
+def _reorder_rings(coords, coord_ring, ring_polygon, polygon_feature, order: np.ndarray, n_rows: int):
+    """Ragged rings of rows `order` (in that order), renumbered: feature k is row order[k]."""
+    poly_count = np.bincount(polygon_feature, minlength=n_rows)
+    poly_start = np.concatenate([[0], np.cumsum(poly_count)[:-1]])
+    polygons = _ranges(poly_start[order], poly_count[order])
+    new_feature = np.repeat(np.arange(len(order)), poly_count[order])
+    ring_count = np.bincount(ring_polygon, minlength=len(polygon_feature))
+    ring_start = np.concatenate([[0], np.cumsum(ring_count)[:-1]])
+    rings = _ranges(ring_start[polygons], ring_count[polygons])
+    new_polygon = np.repeat(np.arange(len(polygons)), ring_count[polygons])
+    coord_count = np.bincount(coord_ring, minlength=len(ring_polygon))
+    coord_start = np.concatenate([[0], np.cumsum(coord_count)[:-1]])
+    rows = _ranges(coord_start[rings], coord_count[rings])
+    new_ring = np.repeat(np.arange(len(rings)), coord_count[rings])
+    return coords[rows], new_ring, new_polygon, new_feature
 
 
 def _polygons_of(polygon_ids, coords, coord_ring, ring_polygon, ring_start, ring_count) -> np.ndarray:
@@ -342,9 +431,13 @@ def mesh_from_triangles(vertices: np.ndarray, faces: np.ndarray, face_feature: n
                        n_features)
 
 
-def _part(positions, normals, vertex_feature, triangles, triangle_feature, n_features) -> MeshPart:
-    """Group a part by feature; already-sorted inputs (the usual case) are not permuted."""
-    if len(vertex_feature) and np.any(np.diff(vertex_feature) < 0):
+def _part(positions, normals, vertex_feature, triangles, triangle_feature, n_features, *,
+          grouped: bool = False) -> MeshPart:
+    """Group a part by feature; already-sorted inputs (the usual case) are not permuted.
+
+    `grouped=True` says that vertices are already in feature order (LOD1 vertices
+    follow the ragged rings, which follow the features); triangles are checked."""
+    if not grouped and len(vertex_feature) and np.any(np.diff(vertex_feature) < 0):
         v_order = np.argsort(vertex_feature, kind="stable")
         new_index = np.empty_like(v_order)
         new_index[v_order] = np.arange(len(v_order))

@@ -54,7 +54,14 @@ class StringColumn:
 
     @classmethod
     def from_values(cls, values) -> "StringColumn":
-        texts = ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values) if not isinstance(values, np.ndarray) else values
+        missing = pd.isna(arr)
+        if missing.any():
+            arr[missing] = ""
+        if pd.api.types.infer_dtype(arr, skipna=False) != "string":   # numbers, bytes...: str() each
+            arr = np.array([str(v) for v in arr.tolist()] + [None], dtype=object)[:-1]
+        texts = arr.tolist()
         if not texts:
             return cls(np.zeros(0, np.uint8), np.zeros(1, np.int64))
         joined = "\x00".join(texts)
@@ -86,6 +93,11 @@ class StringColumn:
         np.cumsum(lengths, out=offsets[1:])
         gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         return StringColumn(self.data[gather], offsets)
+
+    def slice(self, start: int, stop: int) -> "StringColumn":
+        """Strings start..stop-1 (views, no copy)."""
+        a, b = int(self.offsets[start]), int(self.offsets[stop])
+        return StringColumn(self.data[a:b], self.offsets[start:stop + 1] - a)
 
     def to_list(self) -> list[str]:
         raw = self.data.tobytes()
@@ -119,6 +131,14 @@ class FeatureProperties:
         return FeatureProperties(
             self.class_name, self.defs,
             {k: (v.take(index) if isinstance(v, StringColumn) else v[index]) for k, v in self.columns.items()},
+        )
+
+    def slice(self, start: int, stop: int) -> "FeatureProperties":
+        """Rows start..stop-1 (views, no copy)."""
+        return FeatureProperties(
+            self.class_name, self.defs,
+            {k: (v.slice(start, stop) if isinstance(v, StringColumn) else v[start:stop])
+             for k, v in self.columns.items()},
         )
 
     def byte_sizes(self) -> np.ndarray:
@@ -162,7 +182,7 @@ def prepare_properties(frame, defs: list[PropertyDef], class_name: str) -> Featu
         present = d.name in frame.columns
         raw = frame[d.name] if present else None
         if d.kind == "STRING":
-            columns[d.name] = StringColumn.from_values(raw.tolist() if present else [""] * n)
+            columns[d.name] = StringColumn.from_values(raw.to_numpy(dtype=object) if present else [""] * n)
         elif d.kind == "BOOLEAN":
             columns[d.name] = (raw.fillna(False).astype(bool).to_numpy() if present else np.zeros(n, bool))
         elif d.kind == "ENUM":
@@ -228,6 +248,7 @@ class TileMesh:
     indices: np.ndarray
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     color: tuple[float, float, float, float] = (0.85, 0.85, 0.82, 1.0)
+    bounds: tuple[np.ndarray, np.ndarray] | None = None   # exact float32 min/max of positions, when known
 
 
 @dataclass
@@ -280,12 +301,13 @@ def quantize_normals(normals: np.ndarray) -> np.ndarray:
 
 
 def write_glb(mesh: TileMesh, props: FeatureProperties | None = None, *, schema_id: str = "city_twin",
-              batch_id: bool = False, name: str | None = None) -> bytes:
+              batch_id: bool = False, name: str | None = None, schema_cache: dict | None = None) -> bytes:
     """Encode one tile as glb.
 
     With `props`, vertices carry `_FEATURE_ID_0` and the glb holds the
     EXT_structural_metadata property table; with `batch_id=True` (b3dm) they
-    carry `_BATCHID` and no metadata extension is written."""
+    carry `_BATCHID` and no metadata extension is written. `schema_cache`
+    (a dict kept by the caller) saves rebuilding the same schema for every tile."""
     positions = np.ascontiguousarray(mesh.positions, dtype="<f4")
     indices = np.asarray(mesh.indices).reshape(-1)
     n_vertices = len(positions)
@@ -303,15 +325,17 @@ def write_glb(mesh: TileMesh, props: FeatureProperties | None = None, *, schema_
     idx_acc = accessor(idx_view, index_component, len(indices), "SCALAR")
 
     pos_view = bin_.add(positions.tobytes(), ARRAY_BUFFER)
+    low, high = mesh.bounds if mesh.bounds is not None else (positions.min(axis=0), positions.max(axis=0))
     attributes = {"POSITION": accessor(pos_view, FLOAT, n_vertices, "VEC3",
-                                       min=[float(v) for v in positions.min(axis=0)],
-                                       max=[float(v) for v in positions.max(axis=0)])}
+                                       min=[float(v) for v in np.asarray(low, np.float32)],
+                                       max=[float(v) for v in np.asarray(high, np.float32)])}
     extensions_used: list[str] = []
     extensions_required: list[str] = []
     if mesh.normals is not None:
         if mesh.normals.dtype == np.int8:   # already quantised (x 127)
-            packed = np.zeros((n_vertices, 4), np.int8)
+            packed = np.empty((n_vertices, 4), np.int8)
             packed[:, :3] = mesh.normals
+            packed[:, 3] = 0
         else:
             packed = quantize_normals(mesh.normals)
         nrm_view = bin_.add(packed.tobytes(), ARRAY_BUFFER, stride=4)
@@ -343,8 +367,13 @@ def write_glb(mesh: TileMesh, props: FeatureProperties | None = None, *, schema_
         feature_count = len(props)
         primitive["extensions"] = {"EXT_mesh_features": {"featureIds": [
             {"featureCount": feature_count, "attribute": 0, "propertyTable": 0}]}}
+        if schema_cache is None:
+            schema = schema_json(props, schema_id)
+        else:
+            key = (schema_id, id(props.defs))
+            schema = schema_cache.get(key) or schema_cache.setdefault(key, schema_json(props, schema_id))
         gltf["extensions"] = {"EXT_structural_metadata": {
-            "schema": schema_json(props, schema_id),
+            "schema": schema,
             "propertyTables": [_property_table(props, bin_)],
         }}
         extensions_used += ["EXT_mesh_features", "EXT_structural_metadata"]

@@ -51,56 +51,83 @@ class TreeLimits:
 
 
 def build_tree(centroids: np.ndarray, feature_min: np.ndarray, feature_max: np.ndarray, prominence: np.ndarray,
-               feature_bytes: np.ndarray, limits: TreeLimits = TreeLimits()) -> TileNode:
-    """Tree over features 0..F-1; all arrays have one row per feature (ENU metres)."""
+               feature_bytes: np.ndarray, limits: TreeLimits = TreeLimits(), *, finish: bool = True) -> TileNode:
+    """Tree over features 0..F-1; all arrays have one row per feature (ENU metres).
+
+    With `finish=False` the boxes and geometric errors are left for `finish_tree`
+    (when the features' bounds are only known later, e.g. after extrusion)."""
     centroids = np.asarray(centroids, np.float64)
     n = len(centroids)
     if n == 0:
         raise ValueError("no features to tile")
-    size = np.max(feature_max - feature_min, axis=1)
+    rows = np.arange(n)
+    # unique ranks replace the (value, row) sort keys, so that each split is one O(n) partition
+    rank_x = _rank(np.lexsort((rows, centroids[:, 0])))
+    rank_y = _rank(np.lexsort((rows, centroids[:, 1])))
+    rank_p = _rank(np.lexsort((rows, -np.asarray(prominence, np.float64))))   # most prominent first
     root = TileNode("0", 0, np.zeros(0, np.int64))
-    stack: list[tuple[TileNode, np.ndarray]] = [(root, np.arange(n))]
+    stack: list[tuple[TileNode, np.ndarray]] = [(root, rows)]
     while stack:
         node, members = stack.pop()
         fits = len(members) <= limits.max_features and feature_bytes[members].sum() <= limits.max_bytes
         if fits or node.depth >= limits.max_depth:
             node.features = np.sort(members)
             continue
-        keep_mask = _most_prominent(members, prominence, feature_bytes, limits)
+        keep_mask = _most_prominent(members, rank_p, feature_bytes, limits)
         node.features = np.sort(members[keep_mask])
         rest = members[~keep_mask]
-        for quadrant, part in enumerate(_median_quadrants(rest, centroids)):
+        for quadrant, part in enumerate(_median_quadrants(rest, rank_x, rank_y)):
             if len(part):
                 child = TileNode(f"{node.address}_{quadrant}", node.depth + 1, np.zeros(0, np.int64))
                 node.children.append(child)
                 stack.append((child, part))
-    _finish(root, feature_min, feature_max, size)
+    if finish:
+        finish_tree(root, feature_min, feature_max)
     return root
 
 
-def _most_prominent(members: np.ndarray, prominence: np.ndarray, feature_bytes: np.ndarray,
-                    limits: TreeLimits) -> np.ndarray:
-    order = np.lexsort((members, -prominence[members]))  # most prominent first, ties by row
-    count_cap = max(1, int(limits.max_features * limits.parent_share))
-    within_bytes = np.cumsum(feature_bytes[members[order]]) <= limits.max_bytes * limits.parent_share
-    take = min(count_cap, max(1, int(np.count_nonzero(within_bytes))), len(members) - 1)
+def _rank(order: np.ndarray) -> np.ndarray:
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def _smallest(members: np.ndarray, rank: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the k members of smallest rank (ranks are unique, so the set is exact)."""
     mask = np.zeros(len(members), bool)
-    mask[order[:take]] = True
+    if k >= len(members):
+        mask[:] = True
+    elif k > 0:
+        mask[np.argpartition(rank[members], k - 1)[:k]] = True
     return mask
 
 
-def _median_quadrants(members: np.ndarray, centroids: np.ndarray) -> list[np.ndarray]:
-    by_x = members[np.lexsort((members, centroids[members, 0]))]
-    halves = np.array_split(by_x, 2)
+def _most_prominent(members: np.ndarray, rank_p: np.ndarray, feature_bytes: np.ndarray,
+                    limits: TreeLimits) -> np.ndarray:
+    """The most prominent members (ties by row) within a share of both caps; at least one, never all."""
+    count_cap = min(max(1, int(limits.max_features * limits.parent_share)), len(members) - 1)
+    top = np.flatnonzero(_smallest(members, rank_p, count_cap))
+    top = top[np.argsort(rank_p[members[top]])]
+    within_bytes = np.cumsum(feature_bytes[members[top]]) <= limits.max_bytes * limits.parent_share
+    take = min(count_cap, max(1, int(np.count_nonzero(within_bytes))))
+    mask = np.zeros(len(members), bool)
+    mask[top[:take]] = True
+    return mask
+
+
+def _median_quadrants(members: np.ndarray, rank_x: np.ndarray, rank_y: np.ndarray) -> list[np.ndarray]:
+    """Split at the median x (lower half gets the extra one), then each half at its median y."""
+    west = _smallest(members, rank_x, (len(members) + 1) // 2)
     quadrants = []
-    for half in halves:
-        by_y = half[np.lexsort((half, centroids[half, 1]))]
-        quadrants.extend(np.array_split(by_y, 2))
+    for half in (members[west], members[~west]):
+        south = _smallest(half, rank_y, (len(half) + 1) // 2)
+        quadrants.extend([half[south], half[~south]])
     return quadrants
 
 
-def _finish(root: TileNode, feature_min: np.ndarray, feature_max: np.ndarray, size: np.ndarray) -> None:
-    """Boxes and geometric errors, children before parents."""
+def finish_tree(root: TileNode, feature_min: np.ndarray, feature_max: np.ndarray) -> None:
+    """Boxes and geometric errors, children before parents (arrays indexed by `node.features`)."""
+    size = np.max(feature_max - feature_min, axis=1)
     subtree_size: dict[int, float] = {}
     for node in reversed(list(root.walk())):
         lo = [feature_min[node.features].min(axis=0)] if len(node.features) else []

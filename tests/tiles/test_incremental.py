@@ -123,3 +123,21 @@ def test_unchanged_rebuild_writes_no_tiles_and_stale_tiles_are_removed(tmp_path)
     assert fewer.layers["buildings"].tiles == 1 and fewer.layers["buildings"].removed >= 1
     assert len(list((tmp_path / "buildings" / "t").iterdir())) == 1
     assert not list(tmp_path.rglob(".*tmp-*"))
+
+
+def test_tiles_encoded_on_all_cores_equal_tiles_encoded_in_one_process(tmp_path, monkeypatch):
+    import tiles.build
+
+    frame = city(2000)
+    monkeypatch.setattr(tiles.build, "PARALLEL_MIN_TILES", 10 ** 9)
+    serial = build_tiles(BuildingsOnlyStore(frame), tmp_path / "serial", max_features_per_tile=40)
+    monkeypatch.setattr(tiles.build, "PARALLEL_MIN_TILES", 1)
+    forked = build_tiles(BuildingsOnlyStore(frame), tmp_path / "forked", max_features_per_tile=40)
+    assert serial.layers["buildings"].tiles == forked.layers["buildings"].tiles > 20
+    a = {rel: data for rel, (data, _, _) in snapshot(tmp_path / "serial").items()}
+    b = {rel: data for rel, (data, _, _) in snapshot(tmp_path / "forked").items()}
+    assert a == b
+    assert (json.loads((tmp_path / "serial" / "tiles_manifest.json").read_text())
+            == json.loads((tmp_path / "forked" / "tiles_manifest.json").read_text()))
+    again = build_tiles(BuildingsOnlyStore(frame), tmp_path / "forked", max_features_per_tile=40)
+    assert again.layers["buildings"].written == 0
