@@ -36,13 +36,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import CRS
 
 from tiles.build import build_tiles
-from twin.manifest import Manifest
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parents[1]
 BROWSER_CONFTEST = REPO / "tests" / "browser" / "conftest.py"
@@ -53,44 +51,8 @@ CRS_4547 = CRS.from_epsg(4547)
 BOXES_PER_TILE = 2000
 
 
-class BenchStore(TwinStore):
-    """Only a buildings layer, held in memory."""
-
-    def __init__(self, buildings: gpd.GeoDataFrame):
-        self.buildings = buildings
-
-    def manifest(self):
-        b = tuple(self.buildings.total_bounds)
-        return Manifest(tool_version="bench", city="synthetic", crs="EPSG:4547", crs_wkt=CRS_4547.to_wkt(),
-                        vertical_datum="EGM2008", extent=b, extent_wgs84=b, built_at="2026-01-01T00:00:00Z",
-                        build_seconds=0.0, config_sha256="0" * 64)
-
-    def layer_names(self):
-        return ["buildings"]
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        return self.buildings
-
-    def read_table(self, name):
-        return pd.DataFrame()
-
-    def raster_names(self):
-        return []
-
-    def read_raster(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return []
-
-    def read_mesh(self, name):
-        raise KeyError(name)
-
-    def asset_path(self, name):
-        raise KeyError(name)
+def BenchStore(buildings):
+    return MemoryStore(CRS_4547, layers={"buildings": buildings}, kinds={"buildings": "buildings"})
 
 
 def synthetic_buildings(n: int, seed: int = 0) -> gpd.GeoDataFrame:

@@ -16,12 +16,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
 
 import twin
 from layers import enrich
-from layers.base import IngestContext, PointSet, RasterData
+from layers.base import IngestContext, RasterData
 from layers.crs import parse_crs, project_crs, transform_bounds
 from layers.heights import HeightInputs
 from layers.ingest import LayerResult, check_sources_exist, read_layer
@@ -29,7 +28,6 @@ from layers.normalize import REPAIR_COLUMNS, stable_ids
 from layers.raster import mosaic, sample
 from layers.terrain import derive_ground
 from twin.config import RASTER_KINDS, CityConfig, load_city
-from twin.errors import BuildError
 from twin.manifest import LayerRecord, Manifest, RasterRecord
 from twin.progress import NoProgress, Progress
 from twin.store.folder import FolderStore

@@ -113,7 +113,7 @@ class SourceConfig(_Model):
         for ext in sorted(EXTENSION_FORMATS, key=len, reverse=True):
             if name.endswith(ext):
                 return EXTENSION_FORMATS[ext]
-        raise ConfigError(f"cannot tell the format from the extension; set 'format'", source=str(self.path))
+        raise ConfigError("cannot tell the format from the extension; set 'format'", source=str(self.path))
 
     @property
     def source_name(self) -> str:

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import shapely
-from pyproj import Transformer
 
 from tests.conftest import ROOT
 

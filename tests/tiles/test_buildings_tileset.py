@@ -8,14 +8,12 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from pyproj import CRS
 
 from tiles.build import build_tiles
-from twin.manifest import Manifest
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 CRS_4547 = CRS.from_epsg(4547)
 X0, Y0 = 441_000.0, 2_557_000.0
@@ -23,44 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 TIANHE_TOML = REPO / "data" / "tianhe" / "city.toml"
 
 
-class MemoryStore(TwinStore):
-    """A twin held in memory: only vector layers and meshes."""
-
-    def __init__(self, layers: dict[str, gpd.GeoDataFrame], meshes: dict | None = None):
-        self.layers, self.meshes = layers, meshes or {}
-
-    def manifest(self):
-        return Manifest(tool_version="test", city="synthetic", crs="EPSG:4547",
-                        crs_wkt=CRS.from_epsg(4547).to_wkt(), vertical_datum="EGM2008",
-                        extent=(X0, Y0, X0 + 3000, Y0 + 3000), extent_wgs84=(113.3, 23.1, 113.33, 23.13),
-                        built_at="2026-01-01T00:00:00Z", build_seconds=0.0, config_sha256="0" * 64)
-
-    def layer_names(self):
-        return list(self.layers)
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        return self.layers[name].copy()
-
-    def read_table(self, name):
-        return pd.DataFrame()
-
-    def raster_names(self):
-        return []
-
-    def read_raster(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return list(self.meshes)
-
-    def read_mesh(self, name):
-        return self.meshes[name]
-
-    def asset_path(self, name):
-        raise KeyError(name)
+def memory_store(layers, meshes=None):
+    return MemoryStore("EPSG:4547", layers=layers, meshes=meshes, kinds={n: n for n in layers})
 
 
 def synthetic_city(n: int, seed: int = 1) -> gpd.GeoDataFrame:
@@ -149,7 +111,7 @@ def check_tileset(folder: Path) -> dict:
 
 def test_synthetic_city_tilesets_are_well_formed(tmp_path):
     city = synthetic_city(3000)
-    report = build_tiles(MemoryStore({"buildings": city}), tmp_path, max_features_per_tile=200)
+    report = build_tiles(memory_store({"buildings": city}), tmp_path, max_features_per_tile=200)
     above = check_tileset(tmp_path / "buildings")
     below = check_tileset(tmp_path / "buildings-underground")
     n_under = int(city.underground.sum())
@@ -163,7 +125,7 @@ def test_synthetic_city_tilesets_are_well_formed(tmp_path):
 
 def test_byte_cap_splits_tiles(tmp_path):
     city = synthetic_city(800)
-    report = build_tiles(MemoryStore({"buildings": city}), tmp_path, max_features_per_tile=10_000,
+    report = build_tiles(memory_store({"buildings": city}), tmp_path, max_features_per_tile=10_000,
                          max_bytes_per_tile=60_000)
     manifest = json.loads((tmp_path / "tiles_manifest.json").read_text())
     sizes = [t["bytes"] for t in manifest["layers"]["buildings"]["tiles"].values()]
@@ -173,7 +135,7 @@ def test_byte_cap_splits_tiles(tmp_path):
 
 
 def test_legacy_mode_writes_b3dm_tilesets(tmp_path):
-    build_tiles(MemoryStore({"buildings": synthetic_city(500)}), tmp_path, mode="1.0", max_features_per_tile=100)
+    build_tiles(memory_store({"buildings": synthetic_city(500)}), tmp_path, mode="1.0", max_features_per_tile=100)
     tileset = json.loads((tmp_path / "buildings" / "tileset.json").read_text())
     assert tileset["asset"]["version"] == "1.0"
     assert list((tmp_path / "buildings" / "t").glob("*.b3dm"))

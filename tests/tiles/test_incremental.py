@@ -8,53 +8,17 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import CRS
 
 from tiles.build import build_tiles
-from twin.manifest import Manifest
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 X0, Y0 = 441_000.0, 2_557_000.0
 
 
-class BuildingsOnlyStore(TwinStore):
-    def __init__(self, buildings: gpd.GeoDataFrame):
-        self.buildings = buildings
-
-    def manifest(self):
-        return Manifest(tool_version="test", city="synthetic", crs="EPSG:4547",
-                        crs_wkt=CRS.from_epsg(4547).to_wkt(), vertical_datum="EGM2008",
-                        extent=(X0, Y0, X0 + 3000, Y0 + 3000), extent_wgs84=(113.3, 23.1, 113.33, 23.13),
-                        built_at="2026-01-01T00:00:00Z", build_seconds=0.0, config_sha256="0" * 64)
-
-    def layer_names(self):
-        return ["buildings"]
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        return self.buildings.copy()
-
-    def read_table(self, name):
-        return pd.DataFrame()
-
-    def raster_names(self):
-        return []
-
-    def read_raster(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return []
-
-    def read_mesh(self, name):
-        raise KeyError(name)
-
-    def asset_path(self, name):
-        raise KeyError(name)
+def BuildingsOnlyStore(buildings):
+    return MemoryStore("EPSG:4547", layers={"buildings": buildings}, kinds={"buildings": "buildings"})
 
 
 def city(n: int = 1500) -> gpd.GeoDataFrame:

@@ -12,52 +12,16 @@ from py3dtiles.tileset.content import read_binary_tile_content
 from pyproj import CRS, Transformer
 
 from tiles.pointcloud import PointCloudError, build_pointcloud_tileset, write_pointcloud_tileset
-from twin.manifest import Manifest
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 DELFT = Path(__file__).resolve().parents[3] / "shared" / "data" / "delft"
 LAZ = sorted(DELFT.glob("ahn3_cropped_*.laz"))
 RD_NEW = CRS.from_epsg(28992)
 
 
-class FakeStore(TwinStore):
+def FakeStore(assets):
     """A twin keeping some LiDAR files as assets."""
-
-    def __init__(self, assets: dict[str, Path]):
-        self.assets = assets
-
-    def manifest(self):
-        return Manifest(tool_version="0", city="delft", crs="EPSG:28992", crs_wkt=RD_NEW.to_wkt(),
-                        vertical_datum="NAP", extent=(0, 0, 1, 1), extent_wgs84=(0, 0, 1, 1),
-                        built_at="2026-01-01T00:00:00Z", build_seconds=0.0, config_sha256="0",
-                        assets={name: str(path) for name, path in self.assets.items()})
-
-    def asset_path(self, name):
-        return str(self.assets[name])
-
-    def raster_names(self):
-        return []
-
-    def read_raster(self, name):
-        raise KeyError(name)
-
-    def layer_names(self):
-        return []
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        raise KeyError(name)
-
-    def read_table(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return []
-
-    def read_mesh(self, name):
-        raise KeyError(name)
+    return MemoryStore(RD_NEW, assets=assets)
 
 
 def visible_tiles(tile: dict, parent_transform: np.ndarray, refine: str = "REPLACE"):

@@ -15,8 +15,7 @@ from pyproj import CRS, Transformer
 
 from layers.base import RasterData
 from tiles.quantized_mesh import TerrainError, build_quantized_mesh, write_quantized_mesh
-from twin.manifest import Manifest
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 UTM49 = CRS.from_epsg(32649)
 RES = 2.0
@@ -25,49 +24,16 @@ ROWS, COLS = 200, 220
 MAX_ERROR = 0.5
 
 
+def FakeStore(rasters):
+    return MemoryStore(UTM49, rasters=rasters, city="testville")
+
+
 def analytic_raster() -> RasterData:
     c, r = np.meshgrid(np.arange(COLS), np.arange(ROWS))
     x = X0 + (c + 0.5) * RES
     y = Y0 + ROWS * RES - (r + 0.5) * RES
     z = 20.0 + 5.0 * np.sin((x - X0) / 50.0) + 3.0 * np.cos((y - Y0) / 35.0) + 0.02 * (y - Y0)
     return RasterData(z.astype(np.float32), Affine(RES, 0, X0, 0, -RES, Y0 + ROWS * RES), UTM49)
-
-
-class FakeStore(TwinStore):
-    def __init__(self, rasters: dict[str, RasterData]):
-        self.rasters = rasters
-
-    def raster_names(self):
-        return list(self.rasters)
-
-    def read_raster(self, name):
-        return self.rasters[name]
-
-    def manifest(self):
-        return Manifest(tool_version="0", city="testville", crs="EPSG:32649", crs_wkt=UTM49.to_wkt(),
-                        vertical_datum="EGM2008", extent=(0, 0, 1, 1), extent_wgs84=(0, 0, 1, 1),
-                        built_at="2026-01-01T00:00:00Z", build_seconds=0.0, config_sha256="0")
-
-    def layer_names(self):
-        return []
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        raise KeyError(name)
-
-    def read_table(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return []
-
-    def read_mesh(self, name):
-        raise KeyError(name)
-
-    def asset_path(self, name):
-        raise KeyError(name)
 
 
 # ---------------------------------------------------------------- an independent decoder

@@ -15,13 +15,18 @@ from pyproj import CRS, Transformer
 
 from layers.base import RasterData
 from tiles.terrain import TerrainError, build_terrain_tileset, write_terrain_tileset
-from twin.store.base import TwinStore
+from twin.store.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parents[2]
 UTM49 = CRS.from_epsg(32649)          # metric CRS over Guangzhou
 RES = 2.0
 X0, Y0 = 500_000.0, 2_560_000.0
 AMPLITUDE, WAVELENGTH, SLOPE = 10.0, 60.0, 0.01
+
+
+def FakeStore(rasters):
+    crs = next(iter(rasters.values())).crs if rasters else "EPSG:32649"
+    return MemoryStore(crs, rasters=rasters)
 
 
 def analytic_raster(rows: int = 600, cols: int = 700) -> RasterData:
@@ -31,43 +36,6 @@ def analytic_raster(rows: int = 600, cols: int = 700) -> RasterData:
     y = Y0 + rows * RES - (r + 0.5) * RES
     z = AMPLITUDE * np.sin((x - X0) / WAVELENGTH) + 4.0 * np.cos((y - Y0) / 45.0) + SLOPE * (y - Y0)
     return RasterData(z.astype(np.float32), Affine(RES, 0, X0, 0, -RES, Y0 + rows * RES), UTM49)
-
-
-class FakeStore(TwinStore):
-    """Just enough of a twin: named rasters."""
-
-    def __init__(self, rasters: dict[str, RasterData]):
-        self.rasters = rasters
-
-    def raster_names(self):
-        return list(self.rasters)
-
-    def read_raster(self, name):
-        return self.rasters[name]
-
-    def manifest(self):
-        raise NotImplementedError
-
-    def layer_names(self):
-        return []
-
-    def read_layer(self, name, *, bbox=None, columns=None):
-        raise KeyError(name)
-
-    def read_table(self, name):
-        raise KeyError(name)
-
-    def raster_uri(self, name):
-        raise KeyError(name)
-
-    def mesh_names(self):
-        return []
-
-    def read_mesh(self, name):
-        raise KeyError(name)
-
-    def asset_path(self, name):
-        raise KeyError(name)
 
 
 # ---------------------------------------------------------------- independent decoding

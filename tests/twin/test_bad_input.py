@@ -8,7 +8,6 @@ import shutil
 
 import pyogrio
 import geopandas as gpd
-import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT, SHARED
