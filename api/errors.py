@@ -12,6 +12,8 @@ from layers.errors import SourceError
 from twin.errors import BuildError, ConfigError, LayerNotFound, StoreError, TwinError, TwinNotFound
 from twin.query.errors import FeatureNotFound, QueryError
 from twin.search import SearchError
+from simulate.jobs.model import JobDismissed, JobFailed, JobNotFound, NoResults
+from simulate.process import ProcessError, UnknownProcess
 
 log = logging.getLogger("twin.api")
 
@@ -41,6 +43,12 @@ class BadRequest(ApiError):
 
 STATUS: list[tuple[type[Exception], int]] = [
     (QueryError, 400),
+    (UnknownProcess, 404),
+    (JobNotFound, 404),
+    (NoResults, 404),
+    (ProcessError, 400),
+    (JobDismissed, 409),
+    (JobFailed, 500),
     (SearchError, 400),
     (FeatureNotFound, 404),
     (LayerNotFound, 404),
