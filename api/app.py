@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -11,7 +13,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 import twin
 from api import errors
 from api.auth import KeyRing
-from api.routers import catalogue, features, imagery, search, spatial, tiles, viewer
+from api.routers import catalogue, features, imagery, processes, search, spatial, tiles, viewer
 from api.settings import Settings
 from twin.store.folder import FolderStore
 
@@ -25,11 +27,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.keyring = KeyRing(settings)
     errors.install(app)
+    processes.install(app)  # the job manager on app.state.jobs; interrupted jobs recovered
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
                        allow_headers=["*"], expose_headers=["ETag", "Location"])
-    for make in (catalogue.router, tiles.router, features.router, spatial.router, search.router,
+    for make in (catalogue.router, tiles.router, features.router, processes.router, spatial.router, search.router,
                  imagery.router, viewer.router):
         app.include_router(make())
     logging.getLogger("twin.api").info("serving %s from %s", store.manifest().city, settings.twin_dir)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, for `uvicorn --factory api.app:app_from_env` (`twin serve
+    --workers N`): settings from the TWIN_* environment. `TWIN_WARM` (layer names, comma-separated,
+    or `all`) loads those layers and serialises their GeoJSON before the worker takes requests, so
+    no client waits on a first load and every worker is equally warm.
+
+    Everything built so far (modules, app, warmed layers) is then moved out of the garbage
+    collector's view (`gc.freeze`): a full collection over those ~10^5 long-lived objects
+    otherwise stalls a worker for 50-250 ms now and then, which is the p99."""
+    app = create_app(Settings())
+    warm = os.environ.get("TWIN_WARM", "").strip()
+    if warm:
+        from twin.query import LayerIndex
+
+        index = LayerIndex(app.state.store)
+        index.warm(None if warm in ("all", "*") else [n.strip() for n in warm.split(",") if n.strip()])
+        app.state.layer_index = index
+    gc.collect()
+    gc.freeze()
     return app
