@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -13,26 +15,46 @@ from fastapi.middleware.gzip import GZipMiddleware
 import twin
 from api import errors
 from api.auth import KeyRing
-from api.routers import catalogue, features, imagery, processes, search, spatial, tiles, viewer
+from api.routers import catalogue, features, imagery, live, processes, search, sensorthings, spatial, tiles, viewer
 from api.settings import Settings
+from simulate.sensors.mqtt import BridgeConfig, MqttBridge
+from simulate.sensors.service import SensorService
 from twin.store.folder import FolderStore
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Start the MQTT ingest bridge (when a broker is configured) and close the sensor store."""
+    s = app.state.settings
+    bridge = None
+    if s.mqtt_host:
+        bridge = MqttBridge(app.state.sensors, BridgeConfig(host=s.mqtt_host, port=s.mqtt_port,
+                                                            client_id=s.mqtt_client_id))
+        await asyncio.to_thread(bridge.start)
+    app.state.mqtt_bridge = bridge
+    yield
+    if bridge is not None:
+        await asyncio.to_thread(bridge.stop)
+    app.state.sensors.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     store = FolderStore(settings.twin_dir)
     app = FastAPI(title=f"City twin: {store.manifest().city}", version=twin.__version__,
-                  description="3D city twin: OGC 3D Tiles, catalogue and viewer.")
+                  description="3D city twin: OGC 3D Tiles, OGC API Features and Processes, SensorThings, viewer.",
+                  lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.keyring = KeyRing(settings)
+    app.state.sensors = SensorService.for_twin(settings.twin_dir, base_url=f"{settings.public_url}/sta/v1.1")
     errors.install(app)
     processes.install(app)  # the job manager on app.state.jobs; interrupted jobs recovered
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
                        allow_headers=["*"], expose_headers=["ETag", "Location"])
     for make in (catalogue.router, tiles.router, features.router, processes.router, spatial.router, search.router,
-                 imagery.router, viewer.router):
+                 sensorthings.router, live.router, imagery.router, viewer.router):
         app.include_router(make())
     logging.getLogger("twin.api").info("serving %s from %s", store.manifest().city, settings.twin_dir)
     return app

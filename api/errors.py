@@ -14,6 +14,8 @@ from twin.query.errors import FeatureNotFound, QueryError
 from twin.search import SearchError
 from simulate.jobs.model import JobDismissed, JobFailed, JobNotFound, NoResults
 from simulate.process import ProcessError, UnknownProcess
+from simulate.sensors.errors import (BrokerError, EntityNotFound, EventNotFound, InvalidEntity, InvalidQuery,
+                                     InvalidTransition)
 
 log = logging.getLogger("twin.api")
 
@@ -49,6 +51,12 @@ STATUS: list[tuple[type[Exception], int]] = [
     (ProcessError, 400),
     (JobDismissed, 409),
     (JobFailed, 500),
+    (InvalidEntity, 400),
+    (InvalidQuery, 400),
+    (EntityNotFound, 404),
+    (EventNotFound, 404),
+    (InvalidTransition, 409),
+    (BrokerError, 503),
     (SearchError, 400),
     (FeatureNotFound, 404),
     (LayerNotFound, 404),

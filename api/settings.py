@@ -27,4 +27,8 @@ class Settings(BaseSettings):
     max_page_size: int = 1000
     default_page_size: int = 100
     static_cache_seconds: int = 3600
+    mqtt_host: str | None = Field(None, description="MQTT broker for sensor ingest; None: no bridge")
+    mqtt_port: int = 1883
+    mqtt_client_id: str = "twin-sensors-ingest"
+    public_url: str = Field("", description="base of absolute links in MQTT payloads")
     viewer_assets: Path | None = Field(None, description="CesiumJS build folder; default node_modules/cesium/Build/Cesium")
