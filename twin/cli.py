@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -98,6 +99,31 @@ def synth(buildings: int = typer.Option(..., "--buildings", "-n", min=1, help="n
     out.print(f"[green]wrote[/] {path}; build it with: twin build {path} --out <twin dir>")
 
 
+@app.command()
+def flood(twin_dir: Path = typer.Argument(..., help="twin folder"),
+          rain_mm: float = typer.Option(0.0, "--rain-mm", help="rain depth over the duration (mm)"),
+          duration: str = typer.Option("1h", help="rain duration: 2h, 90min or ISO 8601 (PT2H)"),
+          resolution: float = typer.Option(10.0, help="grid cell size (m), 2-50"),
+          inflow: list[str] = typer.Option(None, help="X,Y,Q | X,Y,T:Q;T:Q | EDGE,Q (m3/s)"),
+          stage: list[str] = typer.Option(None, help="EDGE,LEVEL | EDGE,T:L;T:L (m)"),
+          horizon: Optional[str] = typer.Option(None, help="simulated time (default: duration + 1h)"),
+          drainage: float = typer.Option(0.0, "--drainage-mm-h", help="drainage capacity (mm/h)"),
+          backend: str = typer.Option("auto", help="auto | numpy | numba | gpu"),
+          out_dir: Optional[Path] = typer.Option(None, "--out", help="result folder (default: DIR/flood/<time>)")) -> None:
+    """Run a flood scenario on the twin's terrain and buildings and print who and what is affected."""
+    from datetime import datetime
+
+    from simulate.flood.cli import run_flood_cli
+
+    target = out_dir or Path(twin_dir) / "flood" / datetime.now().strftime("%Y%m%dT%H%M%S")
+    try:
+        run_flood_cli(Path(twin_dir), target, rain_mm=rain_mm, duration=duration, resolution_m=resolution,
+                      inflow=inflow or [], stage=stage or [], horizon=horizon, backend=backend,
+                      drainage_mm_h=drainage, console=out)
+    except TwinError as exc:
+        _fail(exc)
+
+
 @config_app.command("validate")
 def config_validate(city: Path = typer.Argument(..., help="city.toml")) -> None:
     """Validate a city.toml and check that every source file exists."""
@@ -143,20 +169,31 @@ def tiles(twin_dir: Path = typer.Argument(..., help="twin folder"),
 
 @app.command()
 def serve(twin_dir: Path = typer.Argument(..., help="twin folder"),
-          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000)) -> None:
-    """Serve the twin's APIs and viewer."""
+          host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
+          workers: int = typer.Option(1, min=1, help="worker processes (each holds its own layer cache)"),
+          warm: str = typer.Option("", help="layers to load before serving: comma-separated names or 'all'"),
+          access_log: bool = typer.Option(True, help="log every request (costly at high request rates)")) -> None:
+    """Serve the twin's APIs and viewer.
+
+    Workers are started by uvicorn from the factory `api.app:app_from_env`, so the settings
+    travel as TWIN_* environment variables (TWIN_TWIN_DIR, TWIN_WARM, and any already set)."""
+    import os
+
     import uvicorn
 
     from api.app import create_app
     from api.settings import Settings
 
     try:
-        application = create_app(Settings(twin_dir=twin_dir))
+        create_app(Settings(twin_dir=twin_dir))          # fail here, once, on a bad twin or settings
     except TwinError as exc:
         _fail(exc)
-    out.print(f"viewer: [bold]http://{host}:{port}/[/]")
-    uvicorn.run(application, host=host, port=port, log_level="info")
-
+    os.environ["TWIN_TWIN_DIR"] = str(Path(twin_dir).resolve())
+    if warm:
+        os.environ["TWIN_WARM"] = warm
+    out.print(f"viewer: [bold]http://{host}:{port}/[/] ({workers} worker{'s' if workers > 1 else ''})")
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info",
+                access_log=access_log)
 
 if __name__ == "__main__":
     app()
