@@ -3,20 +3,29 @@
 
 The handlers only parse, authorise and frame: queries run in `twin.query` over the
 `LayerIndex` that lives on `app.state`.
+
+`/items` is the hot path: an `async def` handler without FastAPI dependencies or
+per-parameter validation (the query string is checked by hand: unknown or repeated
+parameters and malformed values are still 400s, and the parameters are documented in
+OpenAPI through `openapi_extra`). When the layer and its serialised GeoJSON are already
+in memory (the common case once warmed) the answer is a sub-millisecond CPU job and is
+built on the event loop; anything that may block or run long (the first load of a
+layer, a new output CRS, CQL2 filters, property selection, HTML) goes to the threadpool.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import threading
+from typing import Iterable, Mapping
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from api import html
 from api.auth import Principal, authorize
-from api.deps import get_settings
 from api.routers.tiles import has_tileset
 from twin.query import LayerIndex, QueryError
 from twin.query import crs as crsmod
@@ -62,13 +71,32 @@ def _content(schema: dict, media: str = "application/json") -> dict:
 
 
 # -- dependencies ------------------------------------------------------------------------------
+_INDEX_LOCK = threading.Lock()
+
+
 def layer_index(request: Request) -> LayerIndex:
     """The app's LayerIndex, made on first use and kept on app.state."""
     index = getattr(request.app.state, "layer_index", None)
     if index is None:
-        index = LayerIndex(request.app.state.store)
-        request.app.state.layer_index = index
+        with _INDEX_LOCK:        # concurrent first requests must not each load every layer
+            index = getattr(request.app.state, "layer_index", None)
+            if index is None:
+                index = LayerIndex(request.app.state.store)
+                request.app.state.layer_index = index
     return index
+
+
+def query_args(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query string as a dict; QueryError (400) for a parameter not in `allowed` or given twice."""
+    args: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key not in allowed:
+            raise QueryError(f"unknown query parameter '{key}'; allowed: {', '.join(sorted(allowed)) or 'none'}",
+                             field=key)
+        if key in args:
+            raise QueryError(f"query parameter '{key}' given more than once", field=key)
+        args[key] = value
+    return args
 
 
 def only(*allowed: str):
@@ -76,16 +104,18 @@ def only(*allowed: str):
     names = frozenset(allowed)
 
     def dependency(request: Request) -> None:
-        seen: set[str] = set()
-        for key, _ in request.query_params.multi_items():
-            if key not in names:
-                raise QueryError(f"unknown query parameter '{key}'; allowed: {', '.join(sorted(names)) or 'none'}",
-                                 field=key)
-            if key in seen:
-                raise QueryError(f"query parameter '{key}' given more than once", field=key)
-            seen.add(key)
+        query_args(request, names)
 
     return Depends(dependency)
+
+
+def wants_html(request: Request, f: str | None) -> bool:
+    """`f=json|html`, or `Accept: text/html` (before any JSON type) when `f` is absent."""
+    if f is not None and f not in ("json", "html"):
+        raise QueryError(f"unknown format '{f}' (use json or html)", field="f")
+    accept = request.headers.get("accept", "")
+    at_html, at_json = accept.find("text/html"), accept.find("json")
+    return f == "html" or (f is None and at_html >= 0 and (at_json < 0 or at_html < at_json))
 
 
 class Format:
@@ -93,47 +123,54 @@ class Format:
 
     def __init__(self, request: Request,
                  f: str | None = Query(None, description="Response format", json_schema_extra={"enum": ["json", "html"]})):
-        if f is not None and f not in ("json", "html"):
-            raise QueryError(f"unknown format '{f}' (use json or html)", field="f")
-        accept = request.headers.get("accept", "")
-        at_html, at_json = accept.find("text/html"), accept.find("json")
-        self.html = f == "html" or (f is None and at_html >= 0 and (at_json < 0 or at_html < at_json))
+        self.html = wants_html(request, f)
+
+
+def _param(name: str, description: str, **schema) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": "string", **schema}}
+
+
+# The /items query parameters: documented here, parsed by `ItemsParams` (no FastAPI validation
+# on the hot path).
+ITEMS_PARAMS = [
+    _param("f", "Response format", enum=["json", "html"]),
+    _param("limit", "Page size (1.. capped at the server maximum)", type="integer", minimum=1, examples=[100]),
+    _param("offset", "Features to skip (>= 0)", type="integer", minimum=0),
+    _param("bbox", "minx,miny,maxx,maxy (6 numbers for 3D) in bbox-crs"),
+    _param("bbox-crs", "CRS URI of bbox; default CRS84"),
+    _param("datetime", "RFC 3339 instant or interval (a/b, '..' open)"),
+    _param("filter", "CQL2 filter"),
+    _param("filter-lang", "Language of filter", enum=["cql2-text", "cql2-json"]),
+    _param("filter-crs", "CRS URI of filter geometries; default CRS84"),
+    _param("crs", "CRS URI of the response geometries; default CRS84"),
+    _param("properties", "Comma-separated properties to return"),
+]
+ITEMS_ALLOWED = frozenset(p["name"] for p in ITEMS_PARAMS)
 
 
 class ItemsParams:
-    """Query parameters of /items, parsed into a core `ItemsQuery` once the layer is known."""
+    """Query parameters of /items (raw strings, keyed as in the URL), parsed into a core
+    `ItemsQuery` once the layer is known."""
 
-    def __init__(self,
-                 limit: str | None = Query(None, description="Page size (1.. capped at the server maximum)",
-                                           examples=["100"]),
-                 offset: str | None = Query(None, description="Features to skip (>= 0)"),
-                 bbox: str | None = Query(None, description="minx,miny,maxx,maxy (6 numbers for 3D) in bbox-crs"),
-                 bbox_crs: str | None = Query(None, alias="bbox-crs", description="CRS URI of bbox; default CRS84"),
-                 datetime_: str | None = Query(None, alias="datetime",
-                                               description="RFC 3339 instant or interval (a/b, '..' open)"),
-                 filter_: str | None = Query(None, alias="filter", description="CQL2 filter"),
-                 filter_lang: str | None = Query(None, alias="filter-lang", json_schema_extra={"enum": ["cql2-text", "cql2-json"]}),
-                 filter_crs: str | None = Query(None, alias="filter-crs",
-                                                description="CRS URI of filter geometries; default CRS84"),
-                 crs: str | None = Query(None, description="CRS URI of the response geometries; default CRS84"),
-                 properties: str | None = Query(None, description="Comma-separated properties to return")):
-        self.raw = dict(limit=limit, offset=offset, bbox=bbox, bbox_crs=bbox_crs, datetime=datetime_,
-                        filter=filter_, filter_lang=filter_lang, filter_crs=filter_crs, crs=crs,
-                        properties=properties)
+    def __init__(self, args: Mapping[str, str]):
+        self.raw = args
 
     def query(self, index: LayerIndex, name: str, settings) -> ItemsQuery:
         r, project = self.raw, index.store.manifest().crs
         layer = index.layer(name)
-        expr = parse_filter(r["filter"], r["filter_lang"]) if r["filter"] is not None else None
-        if r["filter"] is None and r["filter_lang"] is not None:
-            parse_filter("TRUE", r["filter_lang"])        # still reject an unknown language
+        text, lang = r.get("filter"), r.get("filter-lang")
+        expr = parse_filter(text, lang) if text is not None else None
+        if text is None and lang is not None:
+            parse_filter("TRUE", lang)        # still reject an unknown language
         return ItemsQuery(
-            limit=parse_limit(r["limit"], default=settings.default_page_size, maximum=settings.max_page_size),
-            offset=parse_int(r["offset"], "offset", default=0, minimum=0),
-            bbox=parse_bbox(r["bbox"]), bbox_crs=crsmod.resolve(r["bbox_crs"], project, field="bbox-crs"),
-            datetime=parse_datetime(r["datetime"]), filter=expr,
-            filter_crs=crsmod.resolve(r["filter_crs"], project, field="filter-crs"),
-            crs=crsmod.resolve(r["crs"], project, field="crs"), properties=parse_properties(r["properties"], layer))
+            limit=parse_limit(r.get("limit"), default=settings.default_page_size, maximum=settings.max_page_size),
+            offset=parse_int(r.get("offset"), "offset", default=0, minimum=0),
+            bbox=parse_bbox(r.get("bbox")), bbox_crs=crsmod.resolve(r.get("bbox-crs"), project, field="bbox-crs"),
+            datetime=parse_datetime(r.get("datetime")), filter=expr,
+            filter_crs=crsmod.resolve(r.get("filter-crs"), project, field="filter-crs"),
+            crs=crsmod.resolve(r.get("crs"), project, field="crs"),
+            properties=parse_properties(r.get("properties"), layer))
 
 
 # -- documents ---------------------------------------------------------------------------------
@@ -276,23 +313,17 @@ def router() -> APIRouter:
         return _render(request, fmt, doc, f"Queryables of {collection_id}",
                        html.page(f"Queryables of {collection_id}", html.table(rows)), "application/schema+json")
 
-    items_params = ("f", "limit", "offset", "bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs",
-                    "crs", "properties")
-
     @r.get("/collections/{collection_id}/items", summary="Features of a collection",
-           responses=_content(_FC_SCHEMA, GEOJSON), response_class=Response, dependencies=[only(*items_params)])
-    def items(request: Request, collection_id: str = Path(...), fmt: Format = Depends(),
-              params: ItemsParams = Depends(), who: Principal = reader, index: LayerIndex = Depends(layer_index),
-              settings=Depends(get_settings)) -> Response:
-        _authorised(index, who, collection_id)
-        q = params.query(index, collection_id, settings)
-        result = query_items(index, collection_id, q)
-        links = _page_links(request, collection_id, q, result.matched)
-        headers = {"Content-Crs": f"<{q.crs.uri}>"}
-        body = collection_json(result.features, matched=result.matched, links=links, timestamp=timestamp())
-        if fmt.html:
-            return HTMLResponse(html.feature_collection(collection_id, orjson.loads(body), q.crs.swap), headers=headers)
-        return Response(body, media_type=GEOJSON, headers=headers)
+           responses=_content(_FC_SCHEMA, GEOJSON), response_class=Response,
+           openapi_extra={"parameters": ITEMS_PARAMS})
+    async def items(request: Request, collection_id: str = Path(...)) -> Response:
+        args = query_args(request, ITEMS_ALLOWED)
+        as_html = wants_html(request, args.get("f"))
+        who = request.app.state.keyring.principal(request)
+        index = getattr(request.app.state, "layer_index", None)
+        if not as_html and index is not None and _in_memory(index, collection_id, args):
+            return _items(request, index, collection_id, args, who, False)
+        return await run_in_threadpool(_items, request, layer_index(request), collection_id, args, who, as_html)
 
     @r.get("/collections/{collection_id}/items/{feature_id}", summary="One feature",
            responses=_content({"type": "object"}, GEOJSON), response_class=Response,
@@ -316,6 +347,35 @@ def router() -> APIRouter:
         return Response(body, media_type=GEOJSON, headers=headers)
 
     return r
+
+
+def _in_memory(index: LayerIndex, name: str, args: Mapping[str, str]) -> bool:
+    """Whether /items can be answered from memory in well under a millisecond: layer loaded, its
+    GeoJSON serialised for the output CRS, no CQL2 filter or property selection, bbox in CRS84
+    (whose transformer `LayerIndex.warm` builds; a first transformer reads PROJ's database)."""
+    if "filter" in args or "properties" in args or args.get("bbox-crs", crsmod.CRS84) != crsmod.CRS84:
+        return False
+    layer = index.loaded(name)
+    if layer is None:
+        return False
+    try:
+        out = crsmod.resolve(args.get("crs"), index.store.manifest().crs, field="crs")
+    except QueryError:
+        return False          # reported by the full path, after the access checks
+    return layer.serialised(out.uri)
+
+
+def _items(request: Request, index: LayerIndex, name: str, args: Mapping[str, str], who: Principal,
+           as_html: bool) -> Response:
+    _authorised(index, who, name)
+    q = ItemsParams(args).query(index, name, request.app.state.settings)
+    result = query_items(index, name, q)
+    links = _page_links(request, name, q, result.matched)
+    headers = {"Content-Crs": f"<{q.crs.uri}>"}
+    body = collection_json(result.features, matched=result.matched, links=links, timestamp=timestamp())
+    if as_html:
+        return HTMLResponse(html.feature_collection(name, orjson.loads(body), q.crs.swap), headers=headers)
+    return Response(body, media_type=GEOJSON, headers=headers)
 
 
 def _page_links(request: Request, name: str, q: ItemsQuery, matched: int) -> list[dict]:

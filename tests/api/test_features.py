@@ -196,3 +196,80 @@ def test_bad_parameters_on_other_routes(client):
     assert client.get(f"{ITEMS}?limit=1&limit=2").json()["field"] == "limit"
     r = client.get(f"{ITEMS}/x", params={"bbox": "1,2,3,4"})
     assert r.status_code == 400 and r.json()["field"] == "bbox"
+
+
+# -- the /items hot path (async, no FastAPI validation) and the bbox shortcut ------------------
+def _without_timestamp(fc: dict) -> dict:
+    return {k: v for k, v in fc.items() if k != "timeStamp"}
+
+
+def test_items_cold_and_warm_paths_agree(twin_dir):
+    """The first request loads the layer in the threadpool, later ones answer on the event loop:
+    same documents, same 400s."""
+    from fastapi.testclient import TestClient
+
+    from conftest import compose
+
+    params = {"bbox": "113.31,23.11,113.33,23.13", "limit": 7, "offset": 3}
+    with TestClient(compose(twin_dir, max_page_size=200, default_page_size=10)) as c:
+        cold = c.get(ITEMS, params=params)
+        index = c.app.state.layer_index
+        assert index.loaded("buildings") is not None and index.loaded("buildings").serialised(CRS84)
+        warm = c.get(ITEMS, params=params)
+        assert cold.status_code == warm.status_code == 200
+        assert warm.headers["content-type"] == "application/geo+json"
+        assert warm.headers["content-crs"] == f"<{CRS84}>"
+        assert _without_timestamp(cold.json()) == _without_timestamp(warm.json())
+        for bad in ({"bogus": "1"}, {"limit": "x"}, {"bbox": "1,2,3"}, {"f": "xml"}, {"crs": "EPSG:1"}):
+            r = c.get(ITEMS, params=bad)
+            assert r.status_code == 400 and r.json()["field"] == next(iter(bad)), (bad, r.text)
+        assert c.get("/ogc/collections/nosuch/items").status_code == 404
+        assert c.get("/ogc/collections/pois/items").status_code == 401
+        assert c.get(ITEMS, headers={"X-API-Key": "wrong"}).status_code == 401
+        html_page = c.get(ITEMS, params={"f": "html", "limit": 2})
+        assert html_page.status_code == 200 and html_page.headers["content-type"].startswith("text/html")
+
+
+def test_items_parameters_documented_in_openapi(app):
+    params = {p["name"]: p for p in app.openapi()["paths"]["/ogc/collections/{collection_id}/items"]["get"]
+              ["parameters"]}
+    assert params["collection_id"]["in"] == "path"
+    assert params["limit"]["schema"]["type"] == "integer" and params["f"]["schema"]["enum"] == ["json", "html"]
+    assert all(p["in"] == "query" for n, p in params.items() if n != "collection_id")
+
+
+@pytest.mark.parametrize("uri", [CRS84, E4326, E3857, E4547])
+def test_bbox_shortcut_matches_exact_intersects(store, uri):
+    """Features inside the bbox's inner rectangle skip the GEOS test; the answer must not change."""
+    from twin.query import LayerIndex
+    from twin.query import crs as crsmod
+
+    index = LayerIndex(store)
+    layer = index.layer("buildings")
+    out = crsmod.crs_info(uri)
+    x0, y0, x1, y1 = store.manifest().layers["buildings"].bbox
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        half = rng.uniform(20, 400)
+        bbox = tuple(crsmod.bounds_from_project((cx - half, cy - half, cx + half, cy + half), index.project, out))
+        area = crsmod.bbox_to_project(bbox, out, index.project)
+        core = crsmod.bbox_core(bbox, out, index.project, area)
+        assert core is not None
+        assert shapely.contains(area, shapely.box(*core))
+        want = np.sort(layer.tree.query(area, predicate="intersects"))
+        np.testing.assert_array_equal(layer.intersecting(area, core), want)
+
+
+def test_app_from_env_warms_layers(twin_dir, monkeypatch):
+    import gc
+
+    from api.app import app_from_env
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)      # keep the test session's GC as it is
+    monkeypatch.setenv("TWIN_TWIN_DIR", str(twin_dir))
+    monkeypatch.setenv("TWIN_WARM", "buildings")
+    app = app_from_env()
+    layer = app.state.layer_index.loaded("buildings")
+    assert layer is not None and layer.serialised(CRS84)
+    assert app.state.layer_index.loaded("roads") is None

@@ -134,6 +134,31 @@ def bbox_to_project(bbox: tuple[float, ...], bbox_crs: CrsInfo, project: CrsInfo
     return shapely.transform(box, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
 
 
+def bbox_core(bbox: tuple[float, ...], bbox_crs: CrsInfo, project: CrsInfo,
+              area: shapely.Geometry) -> tuple[float, float, float, float] | None:
+    """An axis-aligned rectangle in project x/y lying inside `area` (`bbox_to_project` of the same
+    bbox), or None: a feature whose envelope lies in it intersects the bbox with no exact test.
+
+    The bbox's corners are transformed and the rectangle is taken between the inner ones (right
+    for a slightly rotated quadrilateral), shrunk a hair for the curved edges and then checked
+    with GEOS, so the shortcut never changes an answer."""
+    if len(bbox) == 6:
+        bbox = (bbox[0], bbox[1], bbox[3], bbox[4])
+    a0, a1, b0, b1 = bbox
+    minx, miny, maxx, maxy = (a1, a0, b1, b0) if bbox_crs.swap else (a0, a1, b0, b1)
+    if bbox_crs.uri == project.uri:
+        return minx, miny, maxx, maxy
+    xs, ys = _transformer(bbox_crs.uri, project.uri).transform([minx, minx, maxx, maxx], [miny, maxy, miny, maxy])
+    x0, y0, x1, y1 = max(xs[0], xs[1]), max(ys[0], ys[2]), min(xs[2], xs[3]), min(ys[1], ys[3])
+    if not all(map(np.isfinite, (x0, y0, x1, y1))):
+        return None
+    pad = 1e-6 * max(x1 - x0, y1 - y0)
+    core = (x0 + pad, y0 + pad, x1 - pad, y1 - pad)
+    if core[0] >= core[2] or core[1] >= core[3] or not shapely.contains(area, shapely.box(*core)):
+        return None
+    return core
+
+
 def bounds_from_project(bounds: tuple[float, float, float, float], project: CrsInfo, dst: CrsInfo) -> list[float]:
     """Project x/y bounds -> [minx, miny, maxx, maxy] in `dst`, in `dst` axis order."""
     if dst.uri == project.uri:

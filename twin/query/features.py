@@ -142,7 +142,7 @@ def matching_rows(index: LayerIndex, layer: LayerData, q: ItemsQuery) -> np.ndar
         check(q.filter, layer, q.filter_crs, index.project)
     if q.bbox is not None:
         area = crsmod.bbox_to_project(q.bbox, q.bbox_crs, index.project)
-        rows = np.sort(layer.tree.query(area, predicate="intersects"))
+        rows = layer.intersecting(area, crsmod.bbox_core(q.bbox, q.bbox_crs, index.project, area))
     else:
         rows = np.arange(len(layer))
     if q.datetime is not None and layer.temporal is not None and len(rows):

@@ -76,6 +76,7 @@ class LayerData:
     _id_pos: dict[str, int] | None = field(default=None, repr=False)
     _id_json: np.ndarray | None = field(default=None, repr=False)
     _derived: dict[str, Any] = field(default_factory=dict, repr=False)
+    _bounds: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -98,7 +99,32 @@ class LayerData:
         times = [c for c, k in kinds.items() if k == "datetime"]
         temporal = next((c for c in TEMPORAL_NAMES if c in times), times[0] if times else None)
         return cls(name=name, record=record, frame=attrs.reset_index(drop=True), geoms=geoms,
-                   tree=shapely.STRtree(geoms), ids=ids, kinds=kinds, temporal=temporal)
+                   tree=shapely.STRtree(geoms), ids=ids, kinds=kinds, temporal=temporal,
+                   _bounds=shapely.bounds(geoms))
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(n, 4) envelopes minx, miny, maxx, maxy (NaN for missing or empty geometries)."""
+        if self._bounds is None:
+            self._bounds = shapely.bounds(self.geoms)
+        return self._bounds
+
+    def intersecting(self, area: shapely.Geometry,
+                     core: tuple[float, float, float, float] | None = None) -> np.ndarray:
+        """Positions of the features intersecting `area`, ascending.
+
+        `core`, an axis-aligned rectangle known to lie inside `area`, lets features whose
+        envelope lies in it skip the exact GEOS test (most of them for a bbox query)."""
+        if core is None:
+            return np.sort(self.tree.query(area, predicate="intersects"))
+        cand = self.tree.query(area)
+        b = self.bounds[cand]
+        inside = (b[:, 0] >= core[0]) & (b[:, 1] >= core[1]) & (b[:, 2] <= core[2]) & (b[:, 3] <= core[3])
+        edge = cand[~inside]
+        if len(edge):
+            shapely.prepare(area)
+            edge = edge[shapely.intersects(area, self.geoms[edge])]
+        return np.sort(np.concatenate([cand[inside], edge]))
 
     # -- columns for filters
     def column(self, name: str) -> Column:
@@ -177,6 +203,11 @@ class LayerData:
                     self._geojson[out.uri] = cached
         return cached[rows].tolist()
 
+    def serialised(self, uri: str) -> bool:
+        """Whether every feature's id, properties and geometry (in CRS `uri`) are already serialised,
+        so that `features_json` without a property selection is only a gather and a join."""
+        return self._props is not None and self._id_json is not None and uri in self._geojson
+
     def features_json(self, rows: np.ndarray, out: crsmod.CrsInfo, project: crsmod.CrsInfo,
                       select: list[str] | None = None) -> list[str]:
         """Each row as a GeoJSON Feature string, joined without re-parsing anything."""
@@ -208,6 +239,10 @@ class LayerIndex:
             raise LayerNotFound(f"no collection '{name}'", source=name)
         return rec
 
+    def loaded(self, name: str) -> LayerData | None:
+        """The layer if it is already in memory, else None (never loads: safe on an event loop)."""
+        return self._layers.get(name)
+
     def layer(self, name: str) -> LayerData:
         data = self._layers.get(name)
         if data is not None:
@@ -229,4 +264,9 @@ class LayerIndex:
             data.properties_json(every)
             data.id_json(every)
             for uri in crs_uris or [crsmod.CRS84]:
-                data.geometry_json(every, crsmod.crs_info(uri), self.project)
+                out = crsmod.crs_info(uri)
+                data.geometry_json(every, out, self.project)
+                if data.record.bbox:      # a bbox query in this CRS: builds the transformers it needs
+                    bbox = tuple(crsmod.bounds_from_project(tuple(data.record.bbox), self.project, out))
+                    area = crsmod.bbox_to_project(bbox, out, self.project)
+                    data.intersecting(area, crsmod.bbox_core(bbox, out, self.project, area))
