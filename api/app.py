@@ -19,6 +19,8 @@ from api.routers import catalogue, features, imagery, live, processes, search, s
 from api.settings import Settings
 from simulate.sensors.mqtt import BridgeConfig, MqttBridge
 from simulate.sensors.service import SensorService
+from simulate.jobs.results import ResultCatalog
+from twin.query import LayerIndex
 from twin.store.folder import FolderStore
 
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.keyring = KeyRing(settings)
+    app.state.layer_index = LayerIndex(store, extra=ResultCatalog(settings.twin_dir))  # twin + scenario layers
     app.state.sensors = SensorService.for_twin(settings.twin_dir, base_url=f"{settings.public_url}/sta/v1.1")
     errors.install(app)
     processes.install(app)  # the job manager on app.state.jobs; interrupted jobs recovered
@@ -72,11 +75,8 @@ def app_from_env() -> FastAPI:
     app = create_app(Settings())
     warm = os.environ.get("TWIN_WARM", "").strip()
     if warm:
-        from twin.query import LayerIndex
-
-        index = LayerIndex(app.state.store)
-        index.warm(None if warm in ("all", "*") else [n.strip() for n in warm.split(",") if n.strip()])
-        app.state.layer_index = index
+        names = None if warm in ("all", "*") else [n.strip() for n in warm.split(",") if n.strip()]
+        app.state.layer_index.warm(names or app.state.store.layer_names())
     gc.collect()
     gc.freeze()
     return app

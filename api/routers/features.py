@@ -196,8 +196,7 @@ def _render(request: Request, fmt: Format, doc: dict, title: str, body_html: str
 
 
 def _readable(index: LayerIndex, who: Principal) -> Iterable[str]:
-    m = index.store.manifest()
-    return [n for n in index.names() if who.can_read(m.layers[n].classification)]
+    return [n for n in index.names() if who.can_read(index.record(n).classification)]
 
 
 def _authorised(index: LayerIndex, who: Principal, collection: str) -> None:

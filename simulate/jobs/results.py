@@ -214,6 +214,13 @@ class ResultCatalog:
         raise LayerNotFound(f"no collection '{name}'", source=name)
 
 
+    def record(self, name: str) -> LayerRecord:
+        return self.get(name).record
+
+    def load(self, name: str) -> gpd.GeoDataFrame:
+        return self.get(name).load()
+
+
 def result_layers(twin_dir: str | Path) -> dict[str, ResultLayer]:
     """Collection id -> result layer (`.load()` gives the GeoDataFrame, `.classification` who may read it)."""
     return ResultCatalog(twin_dir).layers()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import orjson
@@ -218,40 +218,62 @@ class LayerData:
                 for i, g, p in zip(ids, geoms, props)]
 
 
-class LayerIndex:
-    """The store's vector layers, each loaded on first use and then kept in memory."""
+class ExtraLayers(Protocol):
+    """Layers served beside the twin's own (e.g. scenario results), looked up fresh on each use."""
 
-    def __init__(self, store: TwinStore):
+    def names(self) -> list[str]: ...
+    def record(self, name: str) -> LayerRecord: ...   # LayerNotFound when gone
+    def load(self, name: str): ...                     # a GeoDataFrame in the project CRS
+
+
+class LayerIndex:
+    """The store's vector layers (and any extra layers), each loaded on first use and then kept in memory."""
+
+    def __init__(self, store: TwinStore, extra: ExtraLayers | None = None):
         self.store = store
+        self.extra = extra
         manifest = store.manifest()
         self.project = crsmod.crs_info(crsmod.project_uri(manifest.crs))
         self._layers: dict[str, LayerData] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        return self.store.layer_names()
+        return self.store.layer_names() + (self.extra.names() if self.extra else [])
+
+    def _is_own(self, name: str) -> bool:
+        return name in self.store.manifest().layers
 
     def record(self, name: str) -> LayerRecord:
         from twin.errors import LayerNotFound
 
         rec = self.store.manifest().layers.get(name)
-        if rec is None:
-            raise LayerNotFound(f"no collection '{name}'", source=name)
-        return rec
+        if rec is not None:
+            return rec
+        if self.extra is not None:
+            try:
+                return self.extra.record(name)
+            except LayerNotFound:
+                self._layers.pop(name, None)   # e.g. a dismissed job: forget its cached layer
+                raise
+        raise LayerNotFound(f"no collection '{name}'", source=name)
 
     def loaded(self, name: str) -> LayerData | None:
-        """The layer if it is already in memory, else None (never loads: safe on an event loop)."""
-        return self._layers.get(name)
+        """The layer if it is already in memory, else None (never loads or looks up: safe on an
+        event loop). Extra layers always answer None so their existence is re-checked off the loop."""
+        data = self._layers.get(name)
+        return data if data is not None and self._is_own(name) else None
 
     def layer(self, name: str) -> LayerData:
+        own = self._is_own(name)
+        record = None if own else self.record(name)   # extra layers: re-checked on every use
         data = self._layers.get(name)
         if data is not None:
             return data
-        record = self.record(name)
+        record = record or self.record(name)
         with self._lock:
             data = self._layers.get(name)
             if data is None:
-                frame = self.store.read_layer(name)
+                frame = self.store.read_layer(name) if own else self.extra.load(name)
                 data = LayerData.from_frame(name, record, frame)
                 self._layers[name] = data
         return data
