@@ -17,6 +17,8 @@ app = typer.Typer(help="City twin: build, inspect, tile and serve a city informa
                   no_args_is_help=True, pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Work with city.toml files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+sensors_app = typer.Typer(help="Live sensors: the sample network and storm replays.", no_args_is_help=True)
+app.add_typer(sensors_app, name="sensors")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -122,6 +124,28 @@ def flood(twin_dir: Path = typer.Argument(..., help="twin folder"),
                       drainage_mm_h=drainage, console=out)
     except TwinError as exc:
         _fail(exc)
+
+
+@sensors_app.command("replay")
+def sensors_replay(twin_dir: Path = typer.Argument(..., help="twin folder"),
+                   storm: str = typer.Option("tianhe-2h", help="a storm preset (tianhe-2h, burst) or a JSON file"),
+                   speed: str = typer.Option("60x", help="replay speed, e.g. 60x"),
+                   host: str = typer.Option("127.0.0.1", help="MQTT broker"),
+                   port: int = typer.Option(1883, help="MQTT port")) -> None:
+    """Publish a storm over MQTT (rain rising, river rising, points flooding, pumps switching)."""
+    from rich.progress import Progress as _P
+
+    from simulate.sensors.replay import replay
+
+    try:
+        with _P() as p:
+            task = p.add_task(f"replaying {storm} at {speed}", total=1)
+            report = replay(twin_dir, storm, speed, host=host, port=port,
+                            on_step=lambda done, total: p.update(task, completed=done, total=total))
+    except TwinError as exc:
+        _fail(exc)
+    out.print(f"[green]published[/] {report.published} observations in {report.steps} steps "
+              f"({report.start} .. {report.end}) in {report.wall_s:.1f} s")
 
 
 @config_app.command("validate")
