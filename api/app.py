@@ -15,7 +15,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 import twin
 from api import errors
 from api.auth import KeyRing
-from api.routers import catalogue, features, imagery, live, processes, search, sensorthings, spatial, tiles, viewer
+from api.routers import (catalogue, features, imagery, live, processes, scenario_imagery, search, sensorthings, spatial,
+                         tiles, viewer)
 from api.settings import Settings
 from simulate.sensors.mqtt import BridgeConfig, MqttBridge
 from simulate.sensors.service import SensorService
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
                        allow_headers=["*"], expose_headers=["ETag", "Location"])
     for make in (catalogue.router, tiles.router, features.router, processes.router, spatial.router, search.router,
-                 sensorthings.router, live.router, imagery.router, viewer.router):
+                 sensorthings.router, live.router, imagery.router, scenario_imagery.router, viewer.router):
         app.include_router(make())
     logging.getLogger("twin.api").info("serving %s from %s", store.manifest().city, settings.twin_dir)
     return app

@@ -29,3 +29,14 @@ export async function getJSON(url) {
 export function resource(url) {
   return new Cesium.Resource({ url, headers: authHeaders() });
 }
+
+/** POST a JSON body; resolves to {status, headers, body} (never throws on an HTTP error status). */
+export async function postJSON(url, body, headers = {}) {
+  const response = await fetch(url, {
+    method: "POST", body: JSON.stringify(body),
+    headers: { "Content-Type": "application/json", ...authHeaders(), ...headers },
+  });
+  let json = null;
+  try { json = await response.json(); } catch { json = null; }
+  return { status: response.status, headers: response.headers, body: json };
+}

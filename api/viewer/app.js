@@ -3,9 +3,11 @@
 // For tests and embedding, window.twin exposes:
 //   viewer, layers (the LayerRegistry), ready (resolves once the buildings have loaded their visible tiles),
 //   pickAt(x, y), screenPositionOf(lon, lat, height) (page CSS pixels), flyTo(lon, lat, height, opts),
-//   waitForTiles(), selection(), setLanguage("zh" | "en"), home().
+//   waitForTiles(), selection(), setLanguage("zh" | "en"), home(), flood (the flood scenario panel: state,
+//   job, overlay.shownFrame(), hydrograph).
 import { apiKey, getJSON, setApiKey } from "./api.js";
 import { applyStatic, getLang, label, onLangChange, setLang, t } from "./i18n.js";
+import { FloodPanel } from "./flood.js";
 import { InfoPanel } from "./info.js";
 import { addBaseMap, addBim, addBuildings, addUnderground } from "./layers3d.js";
 import { renderLayerPanel } from "./panel.js";
@@ -118,6 +120,7 @@ async function main() {
 
   const info = new InfoPanel(viewer, registry, $("#info-panel"));
   info.render();
+  const flood = new FloodPanel(viewer, registry, $("#flood-panel"), { info });
   const fly = (lon, lat, height, opts) => viewPoint(viewer, lon, lat, height, opts);
   new SearchBox($("#search"), (hit) => {
     const range = hit.layer === "bim" ? 60 : Math.max(380, (hit.height || 0) * 3);
@@ -141,6 +144,7 @@ async function main() {
     renderLayerPanel(layerList, registry);
     renderAttribution(attributions);
     info.render();
+  const flood = new FloodPanel(viewer, registry, $("#flood-panel"), { info });
     $("#time-slider").dispatchEvent(new Event("input"));
   });
 
@@ -151,7 +155,7 @@ async function main() {
   };
   const tilesets = () => registry.list().filter((l) => l.tileset).map((l) => l.tileset);
   Object.assign(twin, {
-    viewer, info, home,
+    viewer, info, home, flood,
     pickAt: (x, y) => info.pickCanvas(toCanvas(x, y)),
     selection: () => (info.current ? { layer: info.current.layer.id, properties: info.current.properties } : null),
     screenPositionOf(lon, lat, height = 0) {

@@ -31,9 +31,11 @@ export class InfoPanel {
     this.registry = registry;
     this.element = element;
     this.current = null;                         // {layer, properties}
+    this.suspended = false;                      // true while another tool takes map clicks
     element.querySelector(".close").addEventListener("click", () => this.clear());
     const handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
-    handler.setInputAction((click) => this.pickCanvas(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
+    handler.setInputAction((click) => this.suspended || this.pickCanvas(click.position),
+      Cesium.ScreenSpaceEventType.LEFT_CLICK);
   }
 
   /** The registry layer a picked feature belongs to, if it is one of ours. */

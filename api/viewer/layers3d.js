@@ -1,6 +1,7 @@
 // The twin's 3D Tiles layers (buildings, underground buildings, BIM) and the base map, as registry layers.
 import { resource } from "./api.js";
-import { heightLegend, heightStyle, ifcLegend, ifcStyle, undergroundStyle, useLegend, useStyle } from "./styles.js";
+import { floodBuildingStyle, heightLegend, heightStyle, ifcLegend, ifcStyle, undergroundStyle, useLegend,
+  useStyle } from "./styles.js";
 import { t } from "./i18n.js";
 
 async function loadTileset(viewer, name, options = {}) {
@@ -25,19 +26,27 @@ function tilesetLayer(viewer, base) {
 export async function addBuildings(viewer, registry, entry) {
   const layer = tilesetLayer(viewer, {
     id: "buildings", title: { zh: entry.title_zh || t("layerBuildings"), en: entry.title || "Buildings" },
-    order: 10, kind: "buildings", mode: "height", selectedId: null,
+    order: 10, kind: "buildings", mode: "height", selectedId: null, flood: null,
   });
   layer.tileset = await loadTileset(viewer, "buildings");
   layer.restyle = function () {
-    this.tileset.style = this.mode === "use" ? useStyle(this.selectedId) : heightStyle(this.selectedId);
+    if (this.flood) this.tileset.style = floodBuildingStyle(this.flood, this.selectedId);
+    else this.tileset.style = this.mode === "use" ? useStyle(this.selectedId) : heightStyle(this.selectedId);
     viewer.scene.requestRender();
+  };
+  /** Colour by flood depth (a Map of building id -> metres, from a scenario's results), or back (null). */
+  layer.setFlood = function (depthById) {
+    this.flood = depthById || null;
+    this.restyle();
+    registry.refresh();
   };
   layer.setMode = function (mode) {
     this.mode = mode === "use" ? "use" : "height";
     this.restyle();
     registry.refresh();
   };
-  layer.legend = () => (layer.mode === "use" ? useLegend() : heightLegend());
+  // while a flood scenario colours the buildings, its own layer row carries the legend
+  layer.legend = () => (layer.flood ? null : layer.mode === "use" ? useLegend() : heightLegend());
   layer.controls = (container) => {
     const group = document.createElement("div");
     group.className = "segmented";

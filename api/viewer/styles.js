@@ -82,3 +82,73 @@ export function ifcLegend() {
   }
   return { kind: "swatches", items };
 }
+
+// Flood scenarios: buildings reached by water (depth against their walls), warm so they stand out of the blue water.
+export const FLOOD_BUILDING_CLASSES = [
+  [0.15, 0.3, "#fdd27a"], [0.3, 0.5, "#fb9a3c"], [0.5, 1.0, "#e8542a"], [1.0, Infinity, "#b3122b"],
+];
+const DRY_BUILDING = "#e6e9ed";
+
+/**
+ * Buildings coloured by flood depth (`depthById`: building id -> metres), the others pale, the selected one
+ * highlighted. A custom colour expression (a Map lookup per feature) instead of one condition per building.
+ */
+export function floodBuildingStyle(depthById, selectedId) {
+  const classes = FLOOD_BUILDING_CLASSES.map(([lo, hi, css]) => [lo, hi, Cesium.Color.fromCssColorString(css)]);
+  const dry = Cesium.Color.fromCssColorString(DRY_BUILDING);
+  const picked = Cesium.Color.fromCssColorString(HIGHLIGHT);
+  const colourOf = (feature, result) => {
+    const id = feature.getProperty("id");
+    if (selectedId && id === selectedId) return Cesium.Color.clone(picked, result);
+    const depth = depthById.get(id);
+    if (depth === undefined || depth < classes[0][0]) return Cesium.Color.clone(dry, result);
+    const hit = classes.find(([lo, hi]) => depth >= lo && depth < hi) || classes[classes.length - 1];
+    return Cesium.Color.clone(hit[2], result);
+  };
+  const style = new Cesium.Cesium3DTileStyle();
+  style.color = { evaluate: colourOf, evaluateColor: colourOf };
+  return style;
+}
+
+export function floodBuildingLegend() {
+  return {
+    kind: "ramp",
+    items: [
+      { color: DRY_BUILDING, label: { zh: "未受淹", en: "Not flooded" } },
+      ...FLOOD_BUILDING_CLASSES.map(([lo, hi, css]) => ({
+        color: css,
+        label: hi === Infinity ? { zh: `≥ ${lo} 米`, en: `≥ ${lo} m` } : { zh: `${lo}–${hi} 米`, en: `${lo}–${hi} m` },
+      })),
+    ],
+  };
+}
+
+// Impassable roads by when they became impassable (minutes after the rain started).
+export const ROAD_CLASSES = [[0, 30, "#7a0019"], [30, 60, "#d7263d"], [60, Infinity, "#f46d43"]];
+
+export function roadColour(minutes) {
+  const hit = ROAD_CLASSES.find(([lo, hi]) => minutes >= lo && minutes < hi) || ROAD_CLASSES[ROAD_CLASSES.length - 1];
+  return hit[2];
+}
+
+export function roadLegend() {
+  return {
+    kind: "swatches",
+    items: ROAD_CLASSES.map(([lo, hi, css]) => ({
+      color: css,
+      label: hi === Infinity ? { zh: `${lo} 分钟后`, en: `after ${lo} min` } : { zh: `${lo}–${hi} 分钟`, en: `${lo}–${hi} min` },
+    })),
+  };
+}
+
+/** The depth legend the server sends with the imagery (tiles/depth_imagery.py DEPTH_CLASSES). */
+export function depthLegend(classes) {
+  return {
+    kind: "ramp",
+    items: classes.map((c) => ({
+      color: c.color,
+      label: c.max_m === null ? { zh: `≥ ${c.min_m} 米`, en: `≥ ${c.min_m} m` }
+        : { zh: `${c.min_m}–${c.max_m} 米`, en: `${c.min_m}–${c.max_m} m` },
+    })),
+  };
+}

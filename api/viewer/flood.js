@@ -1,0 +1,467 @@
+// The "Flood scenario" panel for emergency staff: set a storm, run the flood process as a job (OGC API -
+// Processes, async), follow its progress, then see the results: the depth animation, maximum depth,
+// flooded buildings and impassable roads (FloodOverlay), an impact summary, and the depth over time at
+// a point picked on the map. Recent scenarios can be reopened.
+import { apiKey, getJSON, postJSON } from "./api.js";
+import { lineChart } from "./chart.js";
+import { getLang, onLangChange, t } from "./i18n.js";
+import { FloodOverlay } from "./flood-layers.js";
+
+const PRESETS = [
+  { id: "p20", key: "presetP20", rain: 95, hours: 2 },
+  { id: "p50", key: "presetP50", rain: 120, hours: 2 },
+  { id: "burst", key: "presetBurst", rain: 100, hours: 1 },
+];
+const RESOLUTIONS = [10, 20, 30, 40, 50];
+const POLL_MS = 1000;
+const PLAY_MS = 800;
+const IMPASSABLE_M = 0.3;
+
+const $ = (root, selector) => root.querySelector(selector);
+
+/** Minutes of a duration input as the job stores it ("120min", "2h", "PT2H" or seconds). */
+function minutesOf(value) {
+  const text = String(value ?? "").trim().toLowerCase();
+  const m = text.match(/^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?$/);
+  if (m) return Number(m[1]) * ({ s: 1 / 60, sec: 1 / 60, m: 1, min: 1, h: 60, hr: 60, d: 1440 }[m[2] || "s"]);
+  const iso = text.toUpperCase().match(/^PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?$/);
+  return iso ? Number(iso[1] || 0) * 60 + Number(iso[2] || 0) : null;
+}
+
+const durationText = (minutes) => (minutes === null ? "?" : minutes % 60 === 0 ? `${minutes / 60} h`
+  : minutes > 90 ? `${(minutes / 60).toFixed(1)} h` : `${Math.round(minutes)} min`);
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "i18n") node.dataset.i18n = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  if (attrs.i18n) node.textContent = t(attrs.i18n);
+  return node;
+}
+
+const fmt = (v, digits = 0) => Number(v).toLocaleString(getLang() === "zh" ? "zh-CN" : "en",
+  { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export class FloodPanel {
+  constructor(viewer, registry, element, { info } = {}) {
+    this.viewer = viewer;
+    this.registry = registry;
+    this.element = element;
+    this.info = info;
+    this.overlay = new FloodOverlay(viewer, registry);
+    this.state = "idle";       // idle | running | done | failed
+    this.job = null;           // the job's status document
+    this.summary = null;
+    this.buildings = null;
+    this.hydrograph = null;    // {lon, lat, series}
+    this.picking = false;
+    this.timer = null;
+    this.player = null;
+    this.build();
+    this.handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
+    this.handler.setInputAction((click) => this.picking && this.pickPoint(click.position),
+      Cesium.ScreenSpaceEventType.LEFT_CLICK);
+    onLangChange(() => this.renderDynamic());
+    this.refreshJobs();
+  }
+
+  // -- the panel ---------------------------------------------------------------------------------------
+  build() {
+    const el = this.element;
+    const form = h("form", { class: "flood-form", id: "flood-form", onsubmit: (e) => { e.preventDefault(); this.run(); } },
+      h("div", { class: "field-label", i18n: "floodPresets" }),
+      h("div", { class: "chips", id: "flood-presets" }, ...PRESETS.map((p) => h("button", {
+        type: "button", class: "chip", "data-preset": p.id, onclick: () => this.applyPreset(p),
+      }, h("span", { i18n: p.key }), h("small", {}, `${p.rain} mm / ${p.hours} h`)))),
+      h("div", { class: "fields" },
+        this.numberField("flood-rain", "rainTotal", "mm", 120, 1, 1000, 1),
+        this.numberField("flood-duration", "rainDuration", "hours", 2, 0.25, 24, 0.25),
+        this.numberField("flood-horizon", "horizon", "hours", 3, 0.25, 48, 0.25),
+        h("label", { class: "field" }, h("span", { i18n: "resolution" }),
+          h("span", { class: "input-unit" },
+            h("select", { id: "flood-resolution" }, ...RESOLUTIONS.map((r) => {
+              const option = h("option", { value: String(r) }, String(r));
+              if (r === 20) option.selected = true;
+              return option;
+            })), h("em", { i18n: "m" })))),
+      h("button", { type: "submit", class: "primary", id: "flood-run", i18n: "run" }));
+    el.replaceChildren(
+      h("div", { class: "panel-head flood-head" },
+        h("h2", { class: "flood-title" },
+          h("span", { class: "flood-icon", "aria-hidden": "true" }),
+          h("span", { i18n: "flood" })),
+        h("button", { type: "button", class: "collapse", id: "flood-collapse", "data-i18n-title": "collapse",
+          onclick: () => this.element.classList.toggle("collapsed") }, "–")),
+      h("div", { class: "flood-body" },
+        h("p", { class: "muted small", i18n: "floodHint" }),
+        h("div", { class: "inputs-line", id: "flood-inputs-line", hidden: "" },
+          h("span", { id: "flood-inputs-text" }),
+          h("button", { type: "button", class: "link", id: "flood-new", i18n: "newScenario",
+            onclick: () => this.showForm(true) })),
+        form,
+        h("div", { class: "flood-message", id: "flood-message", role: "status" }),
+        h("div", { class: "progress", id: "flood-progress", hidden: "" },
+          h("div", { class: "progress-track" }, h("div", { class: "progress-bar", id: "flood-progress-bar" })),
+          h("div", { class: "progress-text", id: "flood-progress-text" })),
+        h("section", { class: "flood-results", id: "flood-results", hidden: "" },
+          h("h3", { i18n: "summary" }),
+          h("div", { class: "stats", id: "flood-summary" }),
+          h("h3", { i18n: "timeline" }),
+          h("div", { class: "timeline" },
+            h("button", { type: "button", class: "play", id: "flood-play", onclick: () => this.togglePlay() }),
+            h("input", { type: "range", id: "flood-time", min: "0", max: "0", step: "1", value: "0",
+              oninput: (e) => this.showFrame(Number(e.target.value)) }),
+            h("output", { id: "flood-time-label" })),
+          h("div", { class: "hydro-head" },
+            h("h3", { i18n: "hydrograph" }),
+            h("button", { type: "button", class: "link", id: "flood-pick", onclick: () => this.setPicking(!this.picking) })),
+          h("div", { class: "chart-box", id: "flood-chart" })),
+        h("h3", { class: "jobs-title", i18n: "recentJobs" }),
+        h("ul", { class: "jobs", id: "flood-jobs" })));
+    // a rain-cloud icon
+    $(el, ".flood-icon").innerHTML = '<svg viewBox="0 0 24 24"><path d="M7 15a4 4 0 0 1-.6-7.95A5.5 5.5 0 0 1 17 8a3.5 3.5 0 0 1 .5 7H7z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/><path d="M8 18l-1 2.5M12 18l-1 2.5M16 18l-1 2.5" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>';
+    this.applyPreset(PRESETS[1]);
+    this.renderDynamic();
+  }
+
+  /** The form, or (after a run) one line naming the scenario shown with a "new scenario" link. */
+  showForm(on) {
+    $(this.element, "#flood-form").hidden = !on;
+    $(this.element, "#flood-inputs-line").hidden = on || !this.job;
+    this.renderInputsLine();
+  }
+
+  renderInputsLine() {
+    const inp = (this.job && this.job.inputs) || {};
+    $(this.element, "#flood-inputs-text").textContent = this.job
+      ? `${fmt(inp.rain_mm ?? 0)} mm / ${durationText(minutesOf(inp.duration))} · `
+        + `${t("horizonShort")} ${durationText(this.horizonMin())} · ${fmt(inp.resolution_m)} m` : "";
+  }
+
+  numberField(id, labelKey, unitKey, value, min, max, step) {
+    return h("label", { class: "field" }, h("span", { i18n: labelKey }),
+      h("span", { class: "input-unit" },
+        h("input", { id, type: "number", value: String(value), min: String(min), max: String(max), step: String(step),
+          required: "" }),
+        h("em", { i18n: unitKey })));
+  }
+
+  applyPreset(preset) {
+    $(this.element, "#flood-rain").value = preset.rain;
+    $(this.element, "#flood-duration").value = preset.hours;
+    $(this.element, "#flood-horizon").value = preset.hours + 1;
+    this.element.querySelectorAll(".chip").forEach((c) => c.classList.toggle("active", c.dataset.preset === preset.id));
+  }
+
+  message(text, kind = "error") {
+    const box = $(this.element, "#flood-message");
+    box.textContent = text || "";
+    box.className = `flood-message ${text ? kind : ""}`;
+  }
+
+  // -- running -----------------------------------------------------------------------------------------
+  async run() {
+    if (!apiKey()) { this.message(t("needKey")); return; }
+    const hours = (id) => Number($(this.element, id).value);
+    const horizon = Math.max(hours("#flood-horizon"), hours("#flood-duration"));
+    const inputs = {
+      rain_mm: Number($(this.element, "#flood-rain").value),
+      duration: `${Math.round(hours("#flood-duration") * 60)}min`,
+      horizon: `${Math.round(horizon * 60)}min`,
+      resolution_m: Number($(this.element, "#flood-resolution").value),
+      frame_interval_min: horizon <= 3 ? 10 : horizon <= 8 ? 20 : 30,
+    };
+    this.message("");
+    $(this.element, "#flood-run").disabled = true;
+    try {
+      const r = await postJSON("/ogc/processes/flood/execution", { inputs }, { Prefer: "respond-async" });
+      if (r.status === 401) throw new Error(t("badKey"));
+      if (r.status === 403) throw new Error(t("noScope"));
+      if (r.status >= 400 || !r.body) throw new Error(`${t("runFailed")}: ${(r.body && r.body.description) || r.status}`);
+      if (r.status === 200) {                      // ran synchronously: the results document came back
+        const id = (r.headers.get("Link") || "").match(/jobs\/([^>]+)>/);
+        if (id) await this.follow(id[1]);
+        return;
+      }
+      await this.follow(r.body.jobID);
+    } catch (error) {
+      this.state = "failed";
+      this.message(error.message || String(error));
+      $(this.element, "#flood-run").disabled = false;
+    }
+  }
+
+  /** Poll a job until it ends, showing its progress; open its results when it succeeds. */
+  async follow(jobId) {
+    clearTimeout(this.timer);
+    this.state = "running";
+    this.closeResults();
+    $(this.element, "#flood-run").disabled = true;
+    const poll = async () => {
+      let job;
+      try {
+        job = await getJSON(`/ogc/jobs/${jobId}`);
+      } catch (error) {
+        this.fail(`${t("runFailed")}: ${error.message}`);
+        return;
+      }
+      this.job = job;
+      this.renderProgress();
+      this.showForm(false);
+      if (job.status === "accepted" || job.status === "running") {
+        this.timer = setTimeout(poll, POLL_MS);
+      } else if (job.status === "successful") {
+        await this.open(jobId);
+      } else {
+        this.fail(`${t("runFailed")}: ${job.message || job.status}`);
+      }
+    };
+    await poll();
+  }
+
+  fail(text) {
+    this.state = "failed";
+    this.showForm(true);
+    this.message(text);
+    $(this.element, "#flood-run").disabled = false;
+    this.refreshJobs();
+  }
+
+  horizonMin(job = this.job) {
+    const inp = (job && job.inputs) || {};
+    return inp.horizon != null ? minutesOf(inp.horizon) : (minutesOf(inp.duration) ?? 0) + 60;
+  }
+
+  renderProgress() {
+    const job = this.job;
+    const box = $(this.element, "#flood-progress");
+    if (!job) { box.hidden = true; return; }
+    box.hidden = false;
+    const pct = job.status === "successful" ? 100 : job.progress || 0;
+    $(this.element, "#flood-progress-bar").style.width = `${pct}%`;
+    box.classList.toggle("done", job.status === "successful");
+    box.dataset.percent = String(pct);
+    const sim = job.sim_time_s != null ? Math.round(job.sim_time_s / 60) : null;
+    const horizon = this.horizonMin();
+    const parts = [job.status === "accepted" ? t("queued") : `${Math.round(pct)}%`];
+    if (sim !== null) parts.push(`${t("simTime")} ${sim}${horizon ? ` / ${horizon}` : ""} ${t("min")}`);
+    $(this.element, "#flood-progress-text").textContent = parts.join(" · ");
+  }
+
+  // -- results -----------------------------------------------------------------------------------------
+  async open(jobId) {
+    clearTimeout(this.timer);
+    try {
+      const [job, summary, buildings] = await Promise.all([
+        getJSON(`/ogc/jobs/${jobId}`), getJSON(`/ogc/jobs/${jobId}/results/summary`),
+        getJSON(`/ogc/jobs/${jobId}/results/buildings`)]);
+      this.job = job;
+      this.summary = summary;
+      this.buildings = buildings;
+      this.hydrograph = null;
+      this.setPicking(false);
+      await this.overlay.load(jobId, buildings, job.inputs.flooded_depth_m ?? 0.15);
+      this.state = "done";
+      const slider = $(this.element, "#flood-time");
+      slider.max = String(Math.max(0, this.overlay.frames.length - 1));
+      slider.value = String(this.overlay.frameIndex);
+      $(this.element, "#flood-results").hidden = false;
+      this.showForm(false);
+      $(this.element, "#flood-run").disabled = false;
+      this.message("");
+      this.renderProgress();
+      this.renderDynamic();
+      this.refreshJobs();
+    } catch (error) {
+      console.warn("flood results:", error);
+      this.fail(`${t("runFailed")}: ${error.message || error}`);
+    }
+  }
+
+  closeResults() {
+    this.stopPlay();
+    this.setPicking(false);
+    this.overlay.clear();
+    this.hydrograph = null;
+    this.summary = null;
+    this.viewer.entities.removeById("flood-point");
+    $(this.element, "#flood-results").hidden = true;
+  }
+
+  showFrame(i) {
+    this.overlay.setFrame(i);
+    $(this.element, "#flood-time").value = String(this.overlay.frameIndex);
+    this.renderTime();
+  }
+
+  togglePlay() {
+    if (this.player) { this.stopPlay(); return; }
+    const n = this.overlay.frames.length;
+    if (n < 2) return;
+    if (this.overlay.frameIndex >= n - 1) this.showFrame(0);
+    this.player = setInterval(() => {
+      const next = this.overlay.frameIndex + 1;
+      if (next >= n) { this.stopPlay(); return; }
+      this.showFrame(next);
+    }, PLAY_MS);
+    this.renderTime();
+  }
+
+  stopPlay() {
+    clearInterval(this.player);
+    this.player = null;
+    this.renderTime();
+  }
+
+  renderTime() {
+    const frame = this.overlay.frames[this.overlay.frameIndex];
+    const label = $(this.element, "#flood-time-label");
+    label.textContent = frame ? `${frame.minutes} ${t("min")}` : "";
+    const play = $(this.element, "#flood-play");
+    play.textContent = this.player ? "❚❚" : "▶";
+    play.title = this.player ? t("pause") : t("play");
+    play.setAttribute("aria-label", play.title);
+  }
+
+  renderSummary() {
+    const box = $(this.element, "#flood-summary");
+    if (!this.summary) { box.replaceChildren(); return; }
+    const ex = this.summary.exposure || {};
+    const stat = (key, value, text, unit, extra = "") => h("div", { class: `stat ${extra}`, "data-stat": key, "data-value": String(value) },
+      h("div", { class: "value" }, text, unit ? h("small", {}, ` ${unit}`) : null),
+      h("div", { class: "name" }, t({ buildings: "buildingsFlooded", people: "people", roads: "roadsClosed",
+        depth: "maxDepth" }[key])));
+    const people = Math.round(ex.people_in_flooded_buildings || 0);
+    box.replaceChildren(
+      stat("buildings", ex.buildings_flooded ?? 0, fmt(ex.buildings_flooded ?? 0), t("unitBuildings"), "warn"),
+      stat("people", people, fmt(people), t("unitPeople")),
+      stat("roads", ex.road_km_impassable ?? 0, fmt(ex.road_km_impassable ?? 0, 1), t("km"), "warn"),
+      stat("depth", this.summary.max_depth_m ?? 0, fmt(this.summary.max_depth_m ?? 0, 2), t("m")));
+  }
+
+  // -- depth at a point ----------------------------------------------------------------------------------
+  setPicking(on) {
+    this.picking = !!on && this.state === "done";
+    if (this.info) this.info.suspended = this.picking;
+    this.viewer.scene.canvas.style.cursor = this.picking ? "crosshair" : "";
+    this.element.classList.toggle("picking", this.picking);
+    const button = $(this.element, "#flood-pick");
+    if (button) button.textContent = this.picking ? t("pickCancel") : t("pickPoint");
+    this.renderChart();
+  }
+
+  /** Canvas position -> ground lon/lat (the globe, not buildings: the model's water is on the ground). */
+  groundAt(position) {
+    const ray = this.viewer.camera.getPickRay(position);
+    const cartesian = ray && this.viewer.scene.globe.pick(ray, this.viewer.scene);
+    if (!cartesian) return null;
+    const c = Cesium.Cartographic.fromCartesian(cartesian);
+    return { lon: Cesium.Math.toDegrees(c.longitude), lat: Cesium.Math.toDegrees(c.latitude), height: c.height };
+  }
+
+  async pickPoint(position) {
+    const point = this.groundAt(position);
+    this.setPicking(false);
+    if (!point) return;
+    await this.loadHydrograph(point.lon, point.lat, point.height);
+  }
+
+  async loadHydrograph(lon, lat, height = 0) {
+    const jobId = this.overlay.jobId;
+    const url = `/ogc/jobs/${jobId}/hydrograph?lon=${lon.toFixed(7)}&lat=${lat.toFixed(7)}`;
+    this.viewer.entities.removeById("flood-point");
+    this.viewer.entities.add({
+      id: "flood-point", position: Cesium.Cartesian3.fromDegrees(lon, lat, height),
+      point: { pixelSize: 11, color: Cesium.Color.fromCssColorString("#ffcc00"), outlineColor: Cesium.Color.BLACK,
+        outlineWidth: 2, heightReference: Cesium.HeightReference.CLAMP_TO_GROUND, disableDepthTestDistance: Infinity },
+    });
+    this.viewer.scene.requestRender();
+    try {
+      this.hydrograph = await getJSON(url);
+    } catch (error) {
+      this.hydrograph = { error: error.status === 400 ? t("outsideGrid") : error.message, lon, lat };
+    }
+    this.renderChart();
+    return this.hydrograph;
+  }
+
+  renderChart() {
+    const box = $(this.element, "#flood-chart");
+    if (!box) return;
+    const hg = this.hydrograph;
+    if (!hg) {
+      box.replaceChildren(h("p", { class: "muted small" }, t("pickHint")));
+      return;
+    }
+    if (hg.error) {
+      box.replaceChildren(h("p", { class: "flood-message error" }, hg.error));
+      return;
+    }
+    const points = hg.series.map((p) => [p.t_min, p.depth_m]);
+    const svg = lineChart(points, {
+      xLabel: t("min"), yLabel: `${t("depthAt")} (${t("m")})`, format: (v) => String(v),
+      threshold: { value: IMPASSABLE_M, label: t("impassableLine") },
+      xStep: [10, 15, 20, 30, 60, 120, 180, 360].find((step) => points[points.length - 1][0] / step <= 6) || 720,
+    });
+    const peak = Math.max(...points.map((p) => p[1]));
+    box.replaceChildren(svg, h("div", { class: "chart-caption" },
+      `${hg.lat.toFixed(5)}°N ${hg.lon.toFixed(5)}°E · ${t("maxDepth")} ${fmt(peak, 2)} ${t("m")}`));
+  }
+
+  // -- recent jobs ---------------------------------------------------------------------------------------
+  async refreshJobs() {
+    const list = $(this.element, "#flood-jobs");
+    if (!apiKey()) {
+      list.replaceChildren(h("li", { class: "muted small" }, t("needKey")));
+      return;
+    }
+    try {
+      const doc = await getJSON("/ogc/jobs?processID=flood&limit=6");
+      this.jobs = doc.jobs;
+    } catch (error) {
+      this.jobs = [];
+      console.warn("recent scenarios:", error);
+    }
+    this.renderJobs();
+  }
+
+  renderJobs() {
+    const list = $(this.element, "#flood-jobs");
+    if (!apiKey()) return;
+    if (!this.jobs || !this.jobs.length) {
+      list.replaceChildren(h("li", { class: "muted small" }, t("noJobs")));
+      return;
+    }
+    const statusKey = { accepted: "statusAccepted", running: "statusRunning", successful: "statusSuccessful",
+      failed: "statusFailed", dismissed: "statusDismissed" };
+    list.replaceChildren(...this.jobs.map((job) => {
+      const when = new Date(job.created);
+      const inp = job.inputs || {};
+      const dur = durationText(minutesOf(inp.duration));
+      const current = this.overlay.jobId === job.jobID;
+      const li = h("li", { class: `job ${job.status}${current ? " current" : ""}`, "data-job": job.jobID },
+        h("span", { class: "job-when" }, when.toLocaleString(getLang() === "zh" ? "zh-CN" : "en",
+          { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" })),
+        h("span", { class: "job-what" }, `${fmt(inp.rain_mm ?? 0)} mm / ${dur} · ${fmt(inp.resolution_m)} m`),
+        h("span", { class: `job-status ${job.status}` }, t(statusKey[job.status] || job.status)));
+      if (job.status === "successful" && !current) li.addEventListener("click", () => this.open(job.jobID));
+      else if (job.status === "running" || job.status === "accepted") li.addEventListener("click", () => this.follow(job.jobID));
+      return li;
+    }));
+  }
+
+  renderDynamic() {
+    $(this.element, "#flood-collapse").title = t("collapse");
+    this.renderInputsLine();
+    this.renderProgress();
+    this.renderSummary();
+    this.renderTime();
+    this.setPicking(this.picking);
+    this.renderJobs();
+  }
+}
