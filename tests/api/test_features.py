@@ -10,7 +10,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from conftest import INTERNAL, RESTRICTED
+from tests.api.conftest import INTERNAL, RESTRICTED
 
 ITEMS = "/ogc/collections/buildings/items"
 E4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
@@ -208,7 +208,7 @@ def test_items_cold_and_warm_paths_agree(twin_dir):
     same documents, same 400s."""
     from fastapi.testclient import TestClient
 
-    from conftest import compose
+    from tests.api.conftest import compose
 
     params = {"bbox": "113.31,23.11,113.33,23.13", "limit": 7, "offset": 3}
     with TestClient(compose(twin_dir, max_page_size=200, default_page_size=10)) as c:

@@ -12,7 +12,7 @@ import shapely
 import uvicorn
 from pyproj import Transformer
 
-from conftest import compose
+from tests.api.conftest import compose
 
 owslib_features = pytest.importorskip("owslib.ogcapi.features")
 

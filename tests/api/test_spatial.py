@@ -9,7 +9,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from conftest import INTERNAL, RESTRICTED
+from tests.api.conftest import INTERNAL, RESTRICTED
 
 TO_XY = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
 LON, LAT = 113.3200, 23.1190
