@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sensors = SensorService.for_twin(settings.twin_dir, base_url=f"{settings.public_url}/sta/v1.1")
     errors.install(app)
     processes.install(app)  # the job manager on app.state.jobs; interrupted jobs recovered
+    app.state.extra_conformance = processes.conformance()
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "PATCH", "DELETE"],
                        allow_headers=["*"], expose_headers=["ETag", "Location"])

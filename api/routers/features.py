@@ -258,7 +258,8 @@ def router() -> APIRouter:
     def landing(request: Request, fmt: Format = Depends()) -> Response:
         m = request.app.state.store.manifest()
         base = str(request.base_url).rstrip("/")
-        doc = {"title": f"City twin: {m.city}", "description": "OGC API - Features over the twin's vector layers",
+        doc = {"title": f"City twin: {m.city}", "description": "OGC API - Features over the twin's layers and scenario results; "
+                                          "OGC API - Processes for scenarios",
                "links": _self_links(request, "") + [
                    {"href": base + request.app.openapi_url, "rel": "service-desc",
                     "type": "application/vnd.oai.openapi+json;version=3.0", "title": "OpenAPI definition"},
@@ -267,7 +268,11 @@ def router() -> APIRouter:
                    {"href": _url(request, "/conformance"), "rel": "conformance", "type": "application/json",
                     "title": "conformance classes"},
                    {"href": _url(request, "/collections"), "rel": "data", "type": "application/json",
-                    "title": "collections"}]}
+                    "title": "collections"}] + ([
+                   {"href": _url(request, "/processes"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/processes",
+                    "type": "application/json", "title": "processes"},
+                   {"href": _url(request, "/jobs"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/job-list",
+                    "type": "application/json", "title": "jobs"}] if hasattr(request.app.state, "jobs") else [])}
         return _render(request, fmt, doc, doc["title"])
 
     r.add_api_route("/", landing, methods=["GET"], include_in_schema=False, dependencies=[only("f")])
@@ -276,9 +281,10 @@ def router() -> APIRouter:
         {"type": "object", "properties": {"conformsTo": {"type": "array", "items": {"type": "string"}}}}),
         response_class=Response, dependencies=[only("f")])
     def conformance(request: Request, fmt: Format = Depends()) -> Response:
-        doc = {"conformsTo": CONFORMANCE, "links": _self_links(request, "/conformance")}
+        classes = CONFORMANCE + list(getattr(request.app.state, "extra_conformance", []))
+        doc = {"conformsTo": classes, "links": _self_links(request, "/conformance")}
         return _render(request, fmt, doc, "Conformance",
-                       html.page("Conformance", html.table([{"class": c} for c in CONFORMANCE])))
+                       html.page("Conformance", html.table([{"class": c} for c in classes])))
 
     @r.get("/collections", summary="Collections the caller may read", responses=_content(_DOC),
            response_class=Response, dependencies=[only("f")])

@@ -285,3 +285,15 @@ def test_a_killed_worker_is_failed_on_restart_and_can_be_rerun(twin):
 def test_conformance_classes_for_the_landing_page():
     assert "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list" in processes.conformance()
     assert len(processes.conformance()) == 5
+
+
+def test_landing_and_conformance_advertise_processes(twin):
+    from api.app import create_app
+    from api.settings import Settings
+
+    c = TestClient(create_app(Settings(twin_dir=twin)))
+    rels = {l["rel"] for l in c.get("/ogc").json()["links"]}
+    assert "http://www.opengis.net/def/rel/ogc/1.0/processes" in rels
+    classes = c.get("/ogc/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core" in classes
+    assert any("ogcapi-features-1" in k for k in classes)
