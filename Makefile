@@ -35,7 +35,7 @@ run: tiles
 	$(BIN)/twin serve $(TWIN_DIR) --host $(HOST) --port $(PORT)
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not gpu"
 
 bench: setup
 	$(BIN)/python bench/bench_build.py --buildings 100000
