@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project needs, only those missing.
+# Installs the Debian packages the project needs, only those missing. Mosquitto is the
+# MQTT broker of the sensor tests (they start private instances of it).
 # Chromium drives the browser tests (Playwright, SwiftShader WebGL); the CJK
 # font renders Chinese labels in the viewer's screenshots.
 set -euo pipefail
 
-PACKAGES=(chromium fonts-noto-cjk)
+PACKAGES=(chromium fonts-noto-cjk mosquitto)
 # Node.js and npm only when the machine has none (do not replace another install).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 

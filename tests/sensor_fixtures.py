@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -52,31 +53,55 @@ def broker() -> tuple[str, int]:
 
 
 class PrivateBroker:
-    """A Mosquitto of our own on a free port, with persistence in a temp folder."""
+    """A Mosquitto of our own on a free port, with persistence in a temp folder.
+
+    Mosquitto started as root drops to the `mosquitto` user unless told otherwise, and that user
+    cannot write in a private temp folder: persistence then fails silently (only the broker's log
+    says "Error saving in-memory database") and a restart forgets every session and every queued
+    message. So the broker keeps our user, logs to a file in the folder, and `stop()` checks that
+    the database was written.
+    """
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             f"persistence_location {folder}/\nmax_queued_messages 0\nmax_inflight_messages 0\n"
-                             "autosave_interval 1\n")
+        self.log = folder / "mosquitto.log"
+        self.db = folder / "mosquitto.db"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+                             f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
+                             "max_queued_messages 0\nmax_inflight_messages 0\n"
+                             f"log_dest file {self.log}\nlog_type error\nlog_type warning\nlog_type notice\n"
+                             "log_type information\n")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        for _ in range(100):
+        for _ in range(200):
             if port_open(self.port):
                 return
+            if self.proc.poll() is not None:
+                break
             time.sleep(0.05)
-        raise AssertionError("private mosquitto did not start")
+        raise AssertionError(f"private mosquitto did not start: {self.log_tail()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-            self.proc = None
+        """Stop the broker; after SIGTERM its sessions and queues must be on disk."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+        self.proc = None
+        if sig == signal.SIGTERM:
+            assert self.db.exists() and "Error saving" not in self.log.read_text(errors="replace"), \
+                f"mosquitto did not persist its state: {self.log_tail()}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return " | ".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
 
 @pytest.fixture
