@@ -45,10 +45,10 @@ def client(port: int, name: str, **kw) -> mqtt.Client:
 
 def subscribe(c: mqtt.Client, topics: list[tuple[str, int]]) -> None:
     """Subscribe and wait for the SUBACK: only then does the broker route those topics to `c`."""
-    acked = threading.Event()
-    c.on_subscribe = lambda client, userdata, mid_, reasons, props: acked.set() if mid_ == mid else None
+    acked: set[int] = set()   # the SUBACK can arrive before subscribe() returns its mid
+    c.on_subscribe = lambda client, userdata, mid, reasons, props: acked.add(mid)
     rc, mid = c.subscribe(topics)
-    assert rc == mqtt.MQTT_ERR_SUCCESS and acked.wait(20), "no SUBACK from the broker"
+    assert rc == mqtt.MQTT_ERR_SUCCESS and wait_for(lambda: mid in acked, 20), "no SUBACK from the broker"
 
 
 def wait_for(pred, timeout: float = 20.0) -> bool:
