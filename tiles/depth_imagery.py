@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tiles.files import read_json, write_atomic
 from tiles.imagery import Rectangle, encode_png
 from twin.errors import TwinError
 
@@ -155,14 +155,14 @@ def cached_depth_png(src: str | Path, png: str | Path, **kwargs) -> tuple[Path, 
         stamp = src.stat().st_mtime_ns
     except OSError as exc:
         raise DepthImageryError("the depth raster is missing", source=src.name, detail=str(exc)) from None
-    meta = _read_json(meta_path)
+    meta = read_json(meta_path)
     if png.is_file() and meta is not None and meta.get("source_mtime_ns") == stamp:
         return png, meta
     img = render_depth_png(src, **kwargs)
     meta = {**img.meta(), "source_mtime_ns": stamp}
     png.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(png, img.png)
-    _write_atomic(meta_path, json.dumps(meta, indent=1).encode("utf-8"))
+    write_atomic(png, img.png)
+    write_atomic(meta_path, json.dumps(meta, indent=1).encode("utf-8"))
     return png, meta
 
 
@@ -207,19 +207,6 @@ def depth_series(frames_dir: str | Path, lon: float, lat: float) -> list[tuple[f
         depth = 0.0 if np.ma.is_masked(value) or not np.isfinite(value) else float(value)
         series.append((minutes, depth))
     return series
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{id(data)}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 __all__ = ["DEPTH_CLASSES", "DRY_DEPTH_M", "DepthClass", "DepthImage", "DepthImageryError", "PointOutside",

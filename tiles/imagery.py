@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 
+from tiles.files import read_json, write_atomic
 from twin.errors import TwinError
 
 if TYPE_CHECKING:
@@ -188,18 +188,18 @@ def write_base_imagery(store: "TwinStore", out_dir: Path, **kwargs) -> tuple[Pat
     meta = {"rectangle": asdict(img.rectangle), "width": img.width, "height": img.height,
             "attributions": list(img.attributions), "twin_built_at": store.manifest().built_at}
     png, js = out_dir / "base.png", out_dir / "base.json"
-    _write_atomic(png, img.png)
-    _write_atomic(js, json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"))
+    write_atomic(png, img.png)
+    write_atomic(js, json.dumps(meta, ensure_ascii=False, indent=1).encode("utf-8"))
     return png, js
 
 
 def cached_base_imagery(store: "TwinStore", out_dir: Path, **kwargs) -> tuple[Path, dict]:
     """`base.png` and its metadata under `out_dir`, rendered again when the twin was rebuilt."""
     png, js = Path(out_dir) / "base.png", Path(out_dir) / "base.json"
-    meta = _read_json(js)
+    meta = read_json(js)
     if not png.is_file() or meta is None or meta.get("twin_built_at") != store.manifest().built_at:
         png, js = write_base_imagery(store, out_dir, **kwargs)
-        meta = _read_json(js)
+        meta = read_json(js)
         if meta is None:
             raise ImageryError("base imagery metadata could not be read back", source=str(js))
     return png, meta
@@ -260,19 +260,6 @@ def _draw_roads(image: np.ndarray, roads: "gpd.GeoDataFrame", transform: Affine,
     _paint(image, _burn(casing, transform, width, height), ROAD_CASING)
     _paint(image, _burn(fill[~major], transform, width, height), ROAD_FILL)
     _paint(image, _burn(fill[major], transform, width, height), MAJOR_ROAD_FILL)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 __all__ = ["BaseImagery", "ImageryError", "Rectangle", "cached_base_imagery", "encode_png", "grid_size",

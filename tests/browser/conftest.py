@@ -7,7 +7,7 @@ Fixtures:
   cesium_page      a fresh page with tests/browser/cesium_harness.html loaded; console errors and
                    page errors, failed requests and HTTP >= 400 responses are collected in
                    `page.console_errors`
-  artifacts_dir    /work/main/test-artifacts (screenshots)
+  artifacts_dir    <repo>/test-artifacts (screenshots)
 
 Never run `playwright install`: only the Python package is used, with the system Chromium.
 """
@@ -130,3 +130,47 @@ def cesium_page(browser, repo_server):
     page.evaluate("window.harnessReady")
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def tiled_tianhe(tmp_path_factory) -> Path:
+    """The sample Tianhe twin with its 3D Tiles, built once per test worker."""
+    from tiles.build import build_tiles
+    from twin.build import build_twin
+
+    out = tmp_path_factory.mktemp("tiled-tianhe") / "twin"
+    report = build_twin(REPO / "data" / "tianhe" / "city.toml", out)
+    build_tiles(report.store, out / "tiles")
+    return out
+
+
+@pytest.fixture(scope="session")
+def serve_app():
+    """Serve a FastAPI app with uvicorn on a free 127.0.0.1 port in a thread: `url = serve_app(app)`.
+    Every server started this way stops at the end of the session."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    running = []
+
+    def serve(app) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        running.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(10)

@@ -6,9 +6,6 @@ read with rasterio, the hydrograph fetched at the point the viewer picked)."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -27,45 +24,18 @@ FREE_Y = (90, 760)
 
 
 @pytest.fixture(scope="module")
-def flood_twin(tmp_path_factory) -> Path:
-    from tiles.build import build_tiles
-    from twin.build import build_twin
-
-    out = tmp_path_factory.mktemp("flood-viewer") / "twin"
-    report = build_twin(TIANHE_TOML, out)
-    build_tiles(report.store, out / "tiles")
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def flood_twin(tiled_tianhe) -> Path:
+    return tiled_tianhe
 
 
 @pytest.fixture(scope="module")
-def server(flood_twin):
-    import uvicorn
-
+def server(flood_twin, serve_app):
     from api.app import create_app
-    from api.routers import scenario_imagery
     from api.settings import ApiKey, Settings
 
-    app = create_app(Settings(twin_dir=flood_twin, api_keys=[
+    return serve_app(create_app(Settings(twin_dir=flood_twin, api_keys=[
         ApiKey(key=KEY, name="duty-officer", clearance="restricted", scopes=["scenario:run"]),
-        ApiKey(key=READ_ONLY_KEY, name="analyst", clearance="internal")]))
-    app.include_router(scenario_imagery.router())
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+        ApiKey(key=READ_ONLY_KEY, name="analyst", clearance="internal")])))
 
 
 def _get(url: str):

@@ -6,9 +6,6 @@ the test clicks where the store says a building's roof is and checks the panel s
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,45 +21,17 @@ BIM_ROOF = "Dach-1"
 
 
 @pytest.fixture(scope="session")
-def tiled_twin(tmp_path_factory) -> Path:
-    from tiles.build import build_tiles
-    from twin.build import build_twin
-
-    out = tmp_path_factory.mktemp("viewer") / "twin"
-    report = build_twin(TIANHE_TOML, out)
-    build_tiles(report.store, out / "tiles")
-    return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def tiled_twin(tiled_tianhe) -> Path:
+    return tiled_tianhe
 
 
 @pytest.fixture(scope="session")
-def viewer_url(tiled_twin):
-    import uvicorn
-
+def viewer_url(tiled_twin, serve_app):
     from api.app import create_app
-    from api.routers import imagery, search
     from api.settings import ApiKey, Settings
 
-    app = create_app(Settings(twin_dir=tiled_twin,
-                              api_keys=[ApiKey(key=KEY, name="viewer-test", clearance="restricted")]))
-    app.include_router(imagery.router())
-    app.include_router(search.router())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    return serve_app(create_app(Settings(twin_dir=tiled_twin,
+                                         api_keys=[ApiKey(key=KEY, name="viewer-test", clearance="restricted")])))
 
 
 @pytest.fixture(scope="session")
