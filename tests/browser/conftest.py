@@ -174,3 +174,28 @@ def serve_app():
     for server, thread in running:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture
+def open_viewer(browser):
+    """Open `url + "/"` in a 1280x800 page (with an API key in the session when given).
+    Returns (context, page, errors, foreign): console/page errors and HTTP >= 400 responses,
+    and requests to any host but 127.0.0.1. The caller closes the context."""
+
+    def open_(url: str, key: str | None = None):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        if key:
+            context.add_init_script(f"sessionStorage.setItem('twin.apiKey', {key!r})")
+        page = context.new_page()
+        page.set_default_timeout(90_000)
+        errors: list[str] = []
+        foreign: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        page.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url}"))
+        page.on("request", lambda r: r.url.startswith(("http:", "https:", "ws:", "wss:"))
+                and not r.url.startswith("http://127.0.0.1:") and foreign.append(r.url))
+        page.goto(f"{url}/")
+        return context, page, errors, foreign
+
+    return open_

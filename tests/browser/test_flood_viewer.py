@@ -74,20 +74,9 @@ def _wet_points(twin: Path, job_id: str, count: int = 60) -> list[dict]:
     return out
 
 
-def test_flood_scenario_from_the_panel(browser, server, flood_twin, artifacts_dir):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(f"sessionStorage.setItem('twin.apiKey', {KEY!r})")
-    page = context.new_page()
-    page.set_default_timeout(90_000)
-    errors: list[str] = []
-    foreign: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url}"))
-    page.on("request", lambda r: r.url.startswith(("http:", "https:", "ws:", "wss:"))
-            and not r.url.startswith("http://127.0.0.1:") and foreign.append(r.url))
+def test_flood_scenario_from_the_panel(open_viewer, server, flood_twin, artifacts_dir):
+    context, page, errors, foreign = open_viewer(server, KEY)
     try:
-        page.goto(f"{server}/")
         page.wait_for_function("window.twin && window.twin.ready")
         page.evaluate("twin.ready")
         assert page.inner_text("#flood-panel .flood-title").strip() == "内涝情景"

@@ -59,23 +59,6 @@ def expected(tiled_twin) -> dict:
     }
 
 
-def _open(browser, url: str, key: str | None):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    if key:
-        context.add_init_script(f"sessionStorage.setItem('twin.apiKey', {key!r})")
-    page = context.new_page()
-    page.set_default_timeout(90_000)
-    errors: list[str] = []
-    foreign: list[str] = []
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status}: {r.url}"))
-    page.on("request", lambda r: r.url.startswith(("http:", "https:", "ws:", "wss:"))
-            and not r.url.startswith("http://127.0.0.1:") and foreign.append(r.url))
-    page.goto(f"{url}/")
-    return context, page, errors, foreign
-
-
 def _search_and_fly(page, text: str) -> None:
     page.fill("#search-input", text)
     page.wait_for_selector("#search.open li[data-id]")
@@ -93,8 +76,8 @@ def _click_at(page, lon: float, lat: float, height: float) -> None:
     page.wait_for_function("twin.selection() !== null", timeout=10_000)
 
 
-def test_viewer_pick_search_layers_and_language(browser, viewer_url, expected, artifacts_dir):
-    context, page, errors, foreign = _open(browser, viewer_url, KEY)
+def test_viewer_pick_search_layers_and_language(open_viewer, viewer_url, expected, artifacts_dir):
+    context, page, errors, foreign = open_viewer(viewer_url, KEY)
     try:
         page.wait_for_function("window.twin && window.twin.ready")
         page.evaluate("twin.ready")
@@ -154,8 +137,8 @@ def test_viewer_pick_search_layers_and_language(browser, viewer_url, expected, a
     assert foreign == []
 
 
-def test_viewer_shows_only_layers_the_caller_may_read(browser, viewer_url):
-    context, page, errors, foreign = _open(browser, viewer_url, None)
+def test_viewer_shows_only_layers_the_caller_may_read(open_viewer, viewer_url):
+    context, page, errors, foreign = open_viewer(viewer_url)
     try:
         page.wait_for_selector("#layer-list section[data-layer=buildings]")
         rows = page.eval_on_selector_all("#layer-list section", "els => els.map(e => e.dataset.layer)")
