@@ -4,9 +4,11 @@
 //   viewer, layers (the LayerRegistry), ready (resolves once the buildings have loaded their visible tiles),
 //   pickAt(x, y), screenPositionOf(lon, lat, height) (page CSS pixels), flyTo(lon, lat, height, opts),
 //   waitForTiles(), selection(), setLanguage("zh" | "en"), home(), flood (the flood scenario panel: state,
-//   job, overlay.shownFrame(), hydrograph).
+//   job, overlay.shownFrame(), hydrograph), evacuation (the evacuation panel), ops (the live operations
+//   view: sensors, events), tabs (tabs.show("flood" | "evacuation" | "ops")).
 import { apiKey, getJSON, setApiKey } from "./api.js";
 import { applyStatic, getLang, label, onLangChange, setLang, t } from "./i18n.js";
+import { EvacuationPanel } from "./evacuation.js";
 import { FloodPanel } from "./flood.js";
 import { InfoPanel } from "./info.js";
 import { addBaseMap, addBim, addBuildings, addUnderground } from "./layers3d.js";
@@ -15,6 +17,8 @@ import { LayerRegistry } from "./registry.js";
 import { createViewer, setShadows, setTimeOfDay, setupTerrain, utcOffsetHours, viewExtent, viewPoint,
   whenTilesLoaded } from "./scene.js";
 import { SearchBox } from "./search.js";
+import { OpsPanel } from "./ops.js";
+import { ScenarioTabs } from "./tabs.js";
 
 const $ = (selector) => document.querySelector(selector);
 const registry = new LayerRegistry();
@@ -121,6 +125,10 @@ async function main() {
   const info = new InfoPanel(viewer, registry, $("#info-panel"));
   info.render();
   const flood = new FloodPanel(viewer, registry, $("#flood-panel"), { info });
+  const evacuation = new EvacuationPanel(viewer, registry, $("#evac-panel"), { info, flood });
+  const ops = new OpsPanel(viewer, registry, $("#ops-panel"), { info });
+  const tabs = new ScenarioTabs($("#scenario-tabs"), { flood: $("#flood-panel"), evacuation: $("#evac-panel"),
+    ops: $("#ops-panel") });
   const fly = (lon, lat, height, opts) => viewPoint(viewer, lon, lat, height, opts);
   new SearchBox($("#search"), (hit) => {
     const range = hit.layer === "bim" ? 60 : Math.max(380, (hit.height || 0) * 3);
@@ -144,7 +152,6 @@ async function main() {
     renderLayerPanel(layerList, registry);
     renderAttribution(attributions);
     info.render();
-  const flood = new FloodPanel(viewer, registry, $("#flood-panel"), { info });
     $("#time-slider").dispatchEvent(new Event("input"));
   });
 
@@ -155,7 +162,7 @@ async function main() {
   };
   const tilesets = () => registry.list().filter((l) => l.tileset).map((l) => l.tileset);
   Object.assign(twin, {
-    viewer, info, home, flood,
+    viewer, info, home, flood, evacuation, ops, tabs,
     pickAt: (x, y) => info.pickCanvas(toCanvas(x, y)),
     selection: () => (info.current ? { layer: info.current.layer.id, properties: info.current.properties } : null),
     screenPositionOf(lon, lat, height = 0) {

@@ -116,6 +116,16 @@ export function setLang(next) {
   listeners.forEach((fn) => fn(lang));
 }
 
+/** Add a module's own strings: addStrings({zh: {...}, en: {...}}). Keys must not clash with existing ones. */
+export function addStrings(table) {
+  for (const code of ["zh", "en"]) {
+    for (const [key, value] of Object.entries(table[code] || {})) {
+      if (key in STRINGS[code] && STRINGS[code][key] !== value) console.warn(`i18n: '${key}' redefined`);
+      STRINGS[code][key] = value;
+    }
+  }
+}
+
 export function onLangChange(fn) {
   listeners.push(fn);
 }
