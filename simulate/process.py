@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping, Protocol
 
 from pydantic import BaseModel
 
@@ -53,6 +53,17 @@ class ProcessResult:
     files: dict[str, Path] = field(default_factory=dict)            # time series, frames, plots...
 
 
+class PriorResults(Protocol):
+    """Read access to the results of earlier successful jobs, for processes that chain
+    (an evacuation fed by a flood). Each method raises ProcessError naming the job when
+    it is unknown, not successful, or lacks the output."""
+
+    def process_of(self, job_id: str) -> str: ...
+    def summary(self, job_id: str) -> dict: ...
+    def layer(self, job_id: str, name: str) -> "gpd.GeoDataFrame": ...
+    def raster_path(self, job_id: str, name: str) -> Path: ...
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     title: str
@@ -72,8 +83,10 @@ class Process(ABC):
     sync_limit_s: ClassVar[float] = 30.0
 
     @abstractmethod
-    def execute(self, store: "TwinStore", inputs: BaseModel, workdir: Path, progress: Progress) -> ProcessResult:
+    def execute(self, store: "TwinStore", inputs: BaseModel, workdir: Path, progress: Progress,
+                results: PriorResults | None = None) -> ProcessResult:
         """Run on `store`; write files under `workdir`; report progress often (at least every few seconds).
+        `results` reads earlier jobs' outputs (None where the caller has no job store).
         Raise ProcessError with a client-safe message naming the input at fault."""
 
     def estimate_seconds(self, store: "TwinStore", inputs: BaseModel) -> float | None:

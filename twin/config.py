@@ -163,6 +163,67 @@ class TerrainConfig(_Model):
     resolution: float | None = Field(None, gt=0, description="resample rasters to this cell size (m)")
 
 
+Edge = Literal["west", "east", "north", "south"]
+
+
+class RiverStageConfig(_Model):
+    """A river crossing the model edge, held at a water level (a stage boundary)."""
+
+    name: str
+    name_zh: str | None = None
+    edge: Edge
+    span: tuple[float, float] = Field(description="where the river crosses that edge: along-edge coordinates "
+                                                  "(project CRS; y for west/east, x for north/south)")
+    normal_level_m: float = Field(description="usual water level (m, vertical datum of the terrain)")
+    warning_level_m: float | None = None
+    gauge: str | None = Field(None, description="name of the stage gauge (sensor Thing) that reads this river")
+
+
+class FloodDefaults(_Model):
+    """What the flood scenarios of this city start from, unless a run says otherwise."""
+
+    drainage_mm_h: float = Field(0.0, ge=0, description="storm sewer capacity, everywhere (mm/h)")
+    rivers: list[RiverStageConfig] = Field(default_factory=list)
+
+
+class ShelterRules(_Model):
+    """Which POIs and buildings are shelters, and how many people each takes."""
+
+    poi_kinds: list[str] = ["school", "college", "university", "community_centre", "stadium", "sports_centre",
+                            "townhall", "exhibition_centre", "shelter", "library"]
+    building_uses: list[str] = ["school", "university", "college", "stadium", "civic", "public", "government",
+                                "sports_hall"]
+    capacity_field: str = Field("capacity", description="attribute giving capacity where the data has one")
+    m2_per_person: float = Field(2.0, gt=0, description="usable floor area per sheltered person")
+    usable_floor_share: float = Field(0.5, gt=0, le=1, description="share of gross floor area usable for shelter")
+    min_capacity: int = Field(50, ge=0, description="smaller places are not used as shelters")
+
+
+class ExplicitShelter(_Model):
+    name: str
+    name_zh: str | None = None
+    x: float
+    y: float
+    crs: str = Field("EPSG:4326", description="CRS of x, y")
+    capacity: int = Field(gt=0)
+    kind: str = "shelter"
+
+
+class EvacuationDefaults(_Model):
+    shelters: ShelterRules = Field(default_factory=ShelterRules)
+    extra_shelters: list[ExplicitShelter] = Field(default_factory=list)
+    floor_m2_per_person: dict[str, float] = Field(
+        default_factory=dict, description="use -> floor area per occupant (overrides the built-in table)")
+    day_factor: dict[str, float] = Field(default_factory=dict, description="use -> share present by day")
+    night_factor: dict[str, float] = Field(default_factory=dict, description="use -> share present at night")
+    vehicle_occupancy: float = Field(2.0, ge=1, description="persons per car when evacuating by car")
+
+
+class ScenarioDefaults(_Model):
+    flood: FloodDefaults = Field(default_factory=FloodDefaults)
+    evacuation: EvacuationDefaults = Field(default_factory=EvacuationDefaults)
+
+
 class CityConfig(_Model):
     name: str
     name_zh: str | None = None
@@ -173,6 +234,7 @@ class CityConfig(_Model):
     heights: HeightRules = Field(default_factory=HeightRules)
     terrain: TerrainConfig = Field(default_factory=TerrainConfig)
     layers: dict[str, LayerConfig]
+    scenarios: ScenarioDefaults = Field(default_factory=ScenarioDefaults)
     base_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("extent")

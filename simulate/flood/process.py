@@ -249,7 +249,8 @@ class FloodProcess(Process):
     }
     sync_limit_s: ClassVar[float] = 30.0
 
-    def execute(self, store, inputs: BaseModel, workdir: Path, progress: Progress) -> ProcessResult:
+    def execute(self, store, inputs: BaseModel, workdir: Path, progress: Progress,
+                results=None) -> ProcessResult:
         from simulate.flood.exposure import (
             buildings_exposure,
             facilities_exposure,

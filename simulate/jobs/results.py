@@ -221,6 +221,42 @@ class ResultCatalog:
         return self.get(name).load()
 
 
+class JobResults:
+    """`PriorResults` over a job store: what a chained process reads from an earlier job."""
+
+    def __init__(self, jobs: JobStore):
+        self.jobs = jobs
+
+    def _job(self, job_id: str):
+        try:
+            job = self.jobs.get(job_id)
+        except JobNotFound:
+            raise ProcessError(f"no job '{job_id}'", field="hazard") from None
+        if job.status is not JobStatus.successful or job.results is None:
+            raise ProcessError(f"job '{job_id}' has no results (status {job.status.value})", field="hazard")
+        return job
+
+    def process_of(self, job_id: str) -> str:
+        return self._job(job_id).process
+
+    def summary(self, job_id: str) -> dict:
+        self._job(job_id)
+        return read_summary(self.jobs.job_dir(job_id))
+
+    def layer(self, job_id: str, name: str) -> gpd.GeoDataFrame:
+        job = self._job(job_id)
+        if name not in job.results.layers:
+            raise ProcessError(f"job '{job_id}' has no result layer '{name}'", field="hazard")
+        return read_layer(self.jobs.job_dir(job_id), name)
+
+    def raster_path(self, job_id: str, name: str) -> Path:
+        job = self._job(job_id)
+        path = output_path(self.jobs.job_dir(job_id), job.results, name)
+        if path is None or name not in job.results.rasters:
+            raise ProcessError(f"job '{job_id}' has no result raster '{name}'", field="hazard")
+        return path
+
+
 def result_layers(twin_dir: str | Path) -> dict[str, ResultLayer]:
     """Collection id -> result layer (`.load()` gives the GeoDataFrame, `.classification` who may read it)."""
     return ResultCatalog(twin_dir).layers()

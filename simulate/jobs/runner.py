@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from simulate.jobs.model import JobDismissed, JobFailed, JobStatus
-from simulate.jobs.results import write_results
+from simulate.jobs.results import JobResults, write_results
 from simulate.jobs.store import JobStore
 from simulate.process import Process, ProcessError, ProgressReport, get_process
 
@@ -101,7 +101,7 @@ def run_job(twin_dir: Path, jobs: JobStore, job_id: str, *, raise_errors: bool =
         store = FolderStore(twin_dir)
         workdir.mkdir(parents=True, exist_ok=True)
         with Reporter(jobs, job_id) as report:
-            result = process.execute(store, params, workdir, report)
+            result = process.execute(store, params, workdir, report, JobResults(jobs))
         index = write_results(jobs.job_dir(job_id), result, process.outputs, job_id=job_id,
                               classification=job.classification)
         if not jobs.succeed(job_id, index, "finished"):
