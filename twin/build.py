@@ -146,7 +146,7 @@ def build_twin(city_toml: str | Path, out_dir: str | Path, *, progress: Progress
             build_seconds=round(time.perf_counter() - t0, 3),
             config_sha256=hashlib.sha256(city_toml.read_bytes()).hexdigest(),
             rules={"heights": city.heights.model_dump(), "terrain": {**city.terrain.model_dump(), **ground_stats},
-                   "notes": terrain_notes},
+                   "notes": terrain_notes, "scenarios": city.scenarios.model_dump(mode="json")},
             sources=[s for r in results.values() for s in r.sources],
             layers={name: _layer_record(city, name, frame, crs, stats.get(name, {}),
                                         repairs, results[name].mesh is not None)

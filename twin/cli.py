@@ -126,6 +126,25 @@ def flood(twin_dir: Path = typer.Argument(..., help="twin folder"),
         _fail(exc)
 
 
+@app.command()
+def evacuate(twin_dir: Path = typer.Argument(..., help="twin folder"),
+             hazard: str = typer.Option(..., help="flood:<job id> | flood:latest | a GeoJSON polygon file"),
+             mode: str = typer.Option("walk", help="walk | drive"),
+             time_of_day: str = typer.Option("day", "--time", help="day | night | design (full occupancy)"),
+             horizon: str = typer.Option("3h", help="simulated time"),
+             exits: bool = typer.Option(False, "--exits", help="leaving the hazard zone also counts as safe"),
+             hazard_crs: str = typer.Option("EPSG:4326", help="CRS of the GeoJSON polygon")) -> None:
+    """Evacuate a hazard zone over the road network to shelters and print clearance times and bottlenecks."""
+    from simulate.evacuation.cli import run_evacuate_cli
+
+    try:
+        run_evacuate_cli(Path(twin_dir), hazard, mode=mode, time_of_day=time_of_day, horizon=horizon,
+                         destinations="shelters_and_exits" if exits else "shelters", hazard_crs=hazard_crs,
+                         console=out)
+    except TwinError as exc:
+        _fail(exc)
+
+
 @sensors_app.command("replay")
 def sensors_replay(twin_dir: Path = typer.Argument(..., help="twin folder"),
                    storm: str = typer.Option("tianhe-2h", help="a storm preset (tianhe-2h, burst) or a JSON file"),

@@ -12,14 +12,7 @@ import numpy as np
 import shapely
 
 from simulate.flood.grid import FloodGrid
-
-# Floor area per person (m2) by use class, for buildings without a population figure.
-FLOOR_M2_PER_PERSON: dict[str, float] = {
-    "residential": 35.0, "office": 15.0, "commercial": 20.0, "school": 8.0, "health": 20.0,
-    "public": 20.0, "industrial": 60.0, "transport": 40.0, "religious": 10.0, "structure": np.inf,
-    "other": 40.0,
-}
-STOREY_M = 3.0
+from simulate.population import FLOOR_M2_PER_PERSON, STOREY_M, estimate_people  # noqa: F401 (re-exported)
 
 
 def _sample_max(grid: FloodGrid, values: np.ndarray, geoms, spacing: float, reducer: str = "max") -> np.ndarray:
@@ -34,24 +27,6 @@ def _sample_max(grid: FloodGrid, values: np.ndarray, geoms, spacing: float, redu
     ok = np.isfinite(v)
     (np.maximum if reducer == "max" else np.minimum).at(out, index[ok], v[ok])
     return np.where(np.isinf(out), np.nan, out)
-
-
-def estimate_people(buildings) -> tuple[np.ndarray, np.ndarray]:
-    """(people, source) per building: the `population` column where given (> 0), else floor
-    area (footprint area x levels, levels from height / 3 m when missing) over the floor
-    area per person of its use class (`FLOOR_M2_PER_PERSON`)."""
-    n = len(buildings)
-    pop = buildings["population"].astype(float).to_numpy() if "population" in buildings else np.full(n, np.nan)
-    area = buildings["area"].astype(float).to_numpy() if "area" in buildings else buildings.geometry.area.to_numpy()
-    levels = buildings["levels"].astype(float).to_numpy() if "levels" in buildings else np.full(n, np.nan)
-    height = buildings["height"].astype(float).to_numpy() if "height" in buildings else np.full(n, np.nan)
-    levels = np.where(np.isfinite(levels) & (levels > 0), levels,
-                      np.where(np.isfinite(height), np.maximum(np.round(height / STOREY_M), 1.0), 1.0))
-    use = buildings["use"].fillna("other").astype(str).to_numpy() if "use" in buildings else np.full(n, "other")
-    per = np.array([FLOOR_M2_PER_PERSON.get(u, FLOOR_M2_PER_PERSON["other"]) for u in use])
-    floor = np.nan_to_num(area) * levels / per
-    given = np.isfinite(pop) & (pop > 0)
-    return np.where(given, pop, floor), np.where(given, "population", "floor_area")
 
 
 def buildings_exposure(buildings, grid: FloodGrid, max_depth: np.ndarray, *, flooded_depth: float = 0.15):
