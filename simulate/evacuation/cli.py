@@ -84,7 +84,7 @@ def _print(console, job_id: str, s: dict, job_dir: Path, index) -> None:
     for label, value in (
             ("people who must leave", f"{s['population']:,.0f}"), ("evacuated", f"{s['evacuated']:,.0f}"),
             ("trapped (no passable route)", f"{s['trapped']:,.0f}"),
-            ("  of whom without road access", f"{s['trapped_no_road_access']:,.0f}"),
+            ("outside the road data (not simulated)", f"{s['outside_road_data']['people']:,.0f}"),
             ("still en route / not yet left", f"{s['en_route_at_end']:,.0f} / {s['not_departed_at_end']:,.0f}"),
             ("50 % / 90 % / 100 % out", " / ".join(_minutes(s["clearance_s"][k]) for k in ("50", "90", "100"))),
             ("shelters used / full / total", f"{s['shelters']['used']} / {s['shelters']['full']} / "

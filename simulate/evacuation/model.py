@@ -43,6 +43,7 @@ class RoadNetwork:
     road_row: np.ndarray         # (n_links,) int32 row of the roads layer it came from (-1: none)
     geometry: np.ndarray | None = None   # (n_links,) shapely LineStrings oriented from -> to
     crs: str | None = None
+    node_osm_id: np.ndarray | None = None  # (n_nodes,) int64 OSM node id, -1 where the node was snapped
 
     @property
     def n_nodes(self) -> int:
@@ -103,6 +104,7 @@ class SimParams:
     sample_s: float = 60.0       # resolution of the output series
     seed: int = 0
     record_routes: bool = True
+    record_link_loads: bool = True   # SimResult.link_load_series (k x n_links float32)
 
 
 @dataclass

@@ -30,8 +30,7 @@ from simulate.evacuation.model import (
     SimResult,
 )
 
-REASONS = {NO_ROUTE: "no_route", CAUGHT_ON_CLOSED_LINK: "caught_by_closure", NO_SHELTER_SPACE: "no_shelter_space",
-           -1: "no_road_access"}
+REASONS = {NO_ROUTE: "no_route", CAUGHT_ON_CLOSED_LINK: "caught_by_closure", NO_SHELTER_SPACE: "no_shelter_space"}
 # A link is a bottleneck when people queued at its end while it ran at (nearly) full capacity.
 BOTTLENECK_FLOW_SHARE = 0.8
 
@@ -56,10 +55,12 @@ def _closure_times(network: RoadNetwork, closures: Closures) -> np.ndarray:
 
 
 def links_layer(network: RoadNetwork, result: SimResult, closures: Closures, roads: gpd.GeoDataFrame,
-                crs) -> gpd.GeoDataFrame:
+                crs, *, persons_per_agent: float = 1.0) -> gpd.GeoDataFrame:
+    """Flows and capacities in persons per hour (a car carries `persons_per_agent` on average);
+    queues, loads and storage in agents (walkers or cars), as the link holds them."""
     closed_at = _closure_times(network, closures)
     used = np.flatnonzero((result.link_entries > 0) | np.isfinite(closed_at))
-    capacity_h = network.capacity_per_s[used] * 3600.0
+    capacity_h = network.capacity_per_s[used] * 3600.0 * persons_per_agent
     peak_flow = result.link_peak_flow_per_h[used]
     queue = result.link_peak_queue[used]
     row = network.road_row[used]
@@ -139,11 +140,8 @@ def routes_layer(network: RoadNetwork, agents: Agents, result: SimResult, shelte
     }, geometry=lines, crs=crs)
 
 
-def trapped_layer(network: RoadNetwork, agents: Agents, result: SimResult, crs, *,
-                  no_access_xy: np.ndarray | None = None, no_access_people: np.ndarray | None = None
-                  ) -> gpd.GeoDataFrame:
-    """Trapped people grouped by the node where they are stuck (and why); buildings with no road access
-    within reach are their own points."""
+def trapped_layer(network: RoadNetwork, agents: Agents, result: SimResult, crs) -> gpd.GeoDataFrame:
+    """Trapped people grouped by the node where they are stuck, and why."""
     stuck = np.flatnonzero(result.agent_status == TRAPPED)
     node = result.agent_node[stuck]
     reason = result.agent_trapped_reason[stuck].astype(np.int64)
@@ -153,10 +151,6 @@ def trapped_layer(network: RoadNetwork, agents: Agents, result: SimResult, crs, 
     persons = np.bincount(inverse, weights=agents.persons[stuck], minlength=len(uniq))
     xy = network.node_xy[uniq[:, 0]] if len(uniq) else np.zeros((0, 2))
     reasons = [REASONS.get(int(r), "unknown") for r in uniq[:, 1]]
-    if no_access_xy is not None and len(no_access_xy):
-        xy = np.vstack([xy, no_access_xy])
-        persons = np.concatenate([persons, no_access_people])
-        reasons += [REASONS[-1]] * len(no_access_xy)
     return gpd.GeoDataFrame({"persons": persons, "reason": reasons}, geometry=shapely.points(xy), crs=crs)
 
 

@@ -14,14 +14,13 @@ from typing import Callable
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
 from simulate.evacuation import outputs
 from simulate.evacuation.demand import make_agents, snap_buildings
 from simulate.evacuation.hazard import Hazard, flood_hazard, link_closures, polygon_hazard
 from simulate.evacuation.inputs import EvacuationInputs
 from simulate.evacuation.model import Closures, RoadNetwork, Shelters, SimParams, SimResult
-from simulate.evacuation.network import build_network
+from simulate.evacuation.network import build_network, largest_strong_component
 from simulate.evacuation.queue import simulate
 from simulate.evacuation.shelters import exits, find_shelters
 from simulate.population import people_by_building
@@ -78,11 +77,10 @@ def run_evacuation(store, inp: EvacuationInputs, *, results: PriorResults | None
     report(3.0, "hazard", None)
     hazard = _hazard(inp, store, buildings, roads, results)
     report(5.0, "road network", None)
-    network = build_network(roads, inp.mode)
+    network, dropped_nodes = largest_strong_component(build_network(roads, inp.mode))
     closures = link_closures(hazard, network)
 
-    leaving = buildings.iloc[np.flatnonzero(hazard.evacuate)] if hazard.evacuate.dtype == bool \
-        else buildings.iloc[np.asarray(hazard.evacuate)]
+    leaving = buildings.iloc[np.flatnonzero(hazard.evacuate)]
     people, _source = people_by_building(
         leaving, time_of_day=None if inp.time_of_day == "design" else inp.time_of_day,
         floor_m2_per_person=defaults.floor_m2_per_person or None, day_factor=defaults.day_factor or None,
@@ -111,18 +109,20 @@ def run_evacuation(store, inp: EvacuationInputs, *, results: PriorResults | None
     result = simulate(network, agents, shelters, closures, params, on_step)
     report(92.0, "results", inp.horizon_s)
 
+    # Buildings beyond max_access_m of every road in the data: the road data does not cover them (a data
+    # limit, not people trapped by the hazard), so they are reported apart and left out of the curve.
     no_access = ~(node >= 0) & (people > 0)
-    no_access_xy = shapely.get_coordinates(shapely.point_on_surface(leaving.geometry.to_numpy()[no_access]))
     layers = {
         "hazard": outputs.hazard_layer(hazard.zone, hazard.source, crs),
-        "links": outputs.links_layer(network, result, closures, roads, crs),
+        "links": outputs.links_layer(network, result, closures, roads, crs,
+                                     persons_per_agent=float(agents.persons.mean()) if len(agents) else 1.0),
         "routes": outputs.routes_layer(network, agents, result, shelters, crs),
         "shelters": outputs.shelters_layer(shelters, result, crs),
-        "trapped": outputs.trapped_layer(network, agents, result, crs, no_access_xy=no_access_xy,
-                                         no_access_people=people[no_access]),
+        "trapped": outputs.trapped_layer(network, agents, result, crs),
     }
     summary = _summary(inp, hazard, network, agents, shelters, result, layers, people, no_access,
                        time.perf_counter() - started)
+    summary["network"]["dropped_fragment_nodes"] = dropped_nodes
     return EvacuationRun(summary, layers, outputs.curve_frame(result),
                          outputs.shelter_occupancy_frame(result, shelters), result, network, shelters, closures)
 
@@ -138,19 +138,16 @@ def _seconds(value: float | None) -> float | None:
 
 def _summary(inp, hazard, network, agents, shelters, result: SimResult, layers, people, no_access,
              wall_s: float) -> dict:
-    trapped_no_access = float(people[no_access].sum())
-    population = result.population + trapped_no_access
+    outside = float(people[no_access].sum())
     shelter_layer = layers["shelters"]
     real = shelter_layer[shelter_layer["kind"] != "exit"]
     return {
-        "mode": inp.mode, "time_of_day": inp.time_of_day, "hazard": {**hazard.source,
-                                                                     "buildings": int(np.count_nonzero(hazard.evacuate)
-                                                                                      if hazard.evacuate.dtype == bool
-                                                                                      else len(hazard.evacuate))},
-        "population": round(population, 1),
+        "mode": inp.mode, "time_of_day": inp.time_of_day, "hazard": {**hazard.source, "buildings": int(np.count_nonzero(hazard.evacuate))},
+        "population": round(result.population, 1),
         "evacuated": round(float(result.evacuated[-1]), 1),
-        "trapped": round(float(result.trapped[-1]) + trapped_no_access, 1),
-        "trapped_no_road_access": round(trapped_no_access, 1),
+        "trapped": round(float(result.trapped[-1]), 1),
+        "outside_road_data": {"buildings": int(no_access.sum()), "people": round(outside, 1),
+                              "max_access_m": inp.max_access_m},
         "en_route_at_end": round(float(result.en_route[-1]), 1),
         "not_departed_at_end": round(float(result.not_departed[-1]), 1),
         "clearance_s": {"50": _seconds(result.clearance_s(0.5)), "90": _seconds(result.clearance_s(0.9)),
@@ -163,7 +160,10 @@ def _summary(inp, hazard, network, agents, shelters, result: SimResult, layers, 
                     "closed_links": int(len(layers["links"]["closed_at_s"].dropna()))},
         "bottlenecks": outputs.bottlenecks(layers["links"], top=10),
         "agents": int(len(agents)), "steps": int(result.steps), "simulated_s": float(inp.horizon_s),
-        "wall_s": round(wall_s, 2), "notes": list(result.notes) + list(getattr(hazard, "notes", [])),
+        "wall_s": round(wall_s, 2),
+        "notes": list(result.notes) + list(getattr(hazard, "notes", [])) + (
+            [f"{int(no_access.sum())} buildings ({outside:,.0f} people) are farther than {inp.max_access_m:.0f} m "
+             "from any road in the data and were not simulated"] if no_access.any() else []),
     }
 
 
