@@ -32,7 +32,7 @@ tiles: twin
 	$(BIN)/twin tiles $(TWIN_DIR)
 
 run: tiles
-	$(BIN)/twin serve $(TWIN_DIR) --host $(HOST) --port $(PORT)
+	bash scripts/serve.sh $(TWIN_DIR) $(HOST) $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q -m "not gpu"

@@ -145,6 +145,25 @@ def evacuate(twin_dir: Path = typer.Argument(..., help="twin folder"),
         _fail(exc)
 
 
+@sensors_app.command("install")
+def sensors_install(twin_dir: Path = typer.Argument(..., help="twin folder")) -> None:
+    """Install the sample sensor network (rain, river, waterlogging, pumps) into the twin; idempotent."""
+    from simulate.sensors.sample import install_network, plan_network
+    from simulate.sensors.service import SensorService
+    from twin.store.folder import FolderStore
+
+    try:
+        sites = plan_network(FolderStore(twin_dir))
+        service = SensorService.for_twin(twin_dir)
+        try:
+            streams = install_network(service, sites)
+        finally:
+            service.close()
+    except TwinError as exc:
+        _fail(exc)
+    out.print(f"[green]sensor network[/]: {len(sites)} sites, {len(streams)} datastreams")
+
+
 @sensors_app.command("replay")
 def sensors_replay(twin_dir: Path = typer.Argument(..., help="twin folder"),
                    storm: str = typer.Option("tianhe-2h", help="a storm preset (tianhe-2h, burst) or a JSON file"),
