@@ -64,7 +64,7 @@ class BufferProcess(Process):
     def estimate_seconds(self, store, inputs: BufferInputs) -> float:
         return inputs.steps * inputs.delay_s
 
-    def execute(self, store, inputs: BufferInputs, workdir: Path, progress) -> ProcessResult:
+    def execute(self, store, inputs: BufferInputs, workdir: Path, progress, results=None) -> ProcessResult:
         frame = store.read_layer(inputs.layer.value)
         frame = frame.iloc[inputs.window.first:inputs.window.first + inputs.window.count]
         if frame.empty:

@@ -42,7 +42,7 @@ class RainProcess(Process):
     def estimate_seconds(self, store, inputs: RainInputs) -> float:
         return inputs.steps * inputs.delay_s
 
-    def execute(self, store, inputs: RainInputs, workdir: Path, progress) -> ProcessResult:
+    def execute(self, store, inputs: RainInputs, workdir: Path, progress, results=None) -> ProcessResult:
         import rasterio
         from rasterio.transform import Affine
 

@@ -110,7 +110,7 @@ class Shape(Process):
     inputs = Outer
     outputs = {"summary": OutputSpec("figures", "summary"), "depth": OutputSpec("depth", "raster", units="m")}
 
-    def execute(self, store, inputs, workdir, progress):
+    def execute(self, store, inputs, workdir, progress, results=None):
         raise NotImplementedError
 
 
