@@ -27,7 +27,8 @@ from twin.store.folder import FolderStore
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Start the MQTT ingest bridge (when a broker is configured) and close the sensor store."""
+    """Start the MQTT ingest bridge (when a broker is configured) and the flood nowcast trigger (when a
+    schedule or alarms enable it); stop them and close the sensor store."""
     s = app.state.settings
     bridge = None
     if s.mqtt_host:
@@ -35,7 +36,18 @@ async def lifespan(app: FastAPI):
                                                             client_id=s.mqtt_client_id))
         await asyncio.to_thread(bridge.start)
     app.state.mqtt_bridge = bridge
+    nowcast = None
+    if s.nowcast_every_s or s.nowcast_on_alarm:
+        from simulate.nowcast.trigger import NowcastTrigger
+
+        nowcast = NowcastTrigger(app.state.jobs, app.state.sensors, every_s=s.nowcast_every_s,
+                                 on_alarm=s.nowcast_on_alarm, min_interval_s=s.nowcast_min_interval_s,
+                                 inputs=s.nowcast_inputs)
+        nowcast.start()
+    app.state.nowcast = nowcast
     yield
+    if nowcast is not None:
+        await asyncio.to_thread(nowcast.stop)
     if bridge is not None:
         await asyncio.to_thread(bridge.stop)
     app.state.sensors.close()

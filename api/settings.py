@@ -32,3 +32,9 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "twin-sensors-ingest"
     public_url: str = Field("", description="base of absolute links in MQTT payloads")
     viewer_assets: Path | None = Field(None, description="CesiumJS build folder; default node_modules/cesium/Build/Cesium")
+    nowcast_every_s: float | None = Field(None, gt=0, description="run the flood nowcast this often (s) while any "
+                                                                  "rain gauge reads above zero; None: no schedule")
+    nowcast_on_alarm: bool = Field(False, description="run the flood nowcast when a sensor alarm event opens")
+    nowcast_min_interval_s: float = Field(300.0, ge=0, description="at least this long (s) between two nowcasts")
+    nowcast_inputs: dict = Field(default_factory=dict, description="inputs of triggered nowcasts (JSON; "
+                                                                   "simulate.nowcast.inputs.NowcastInputs)")

@@ -98,6 +98,8 @@ class Process(ABC):
 # processes (plugins, tests) pass their own mapping to the job manager.
 PROCESSES: Mapping[str, str] = MappingProxyType({
     "flood": "simulate.flood.process:FloodProcess",
+    "evacuation": "simulate.evacuation.process:EvacuationProcess",
+    "flood-nowcast": "simulate.nowcast.process:NowcastProcess",
 })
 
 

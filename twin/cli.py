@@ -109,7 +109,13 @@ def flood(twin_dir: Path = typer.Argument(..., help="twin folder"),
           inflow: list[str] = typer.Option(None, help="X,Y,Q | X,Y,T:Q;T:Q | EDGE,Q (m3/s)"),
           stage: list[str] = typer.Option(None, help="EDGE,LEVEL | EDGE,T:L;T:L (m)"),
           horizon: Optional[str] = typer.Option(None, help="simulated time (default: duration + 1h)"),
-          drainage: float = typer.Option(0.0, "--drainage-mm-h", help="drainage capacity (mm/h)"),
+          drainage: Optional[float] = typer.Option(None, "--drainage-mm-h",
+                                                   help="sewer capacity (mm/h); default: the city's"),
+          river_level: Optional[float] = typer.Option(None, "--river-level",
+                                                      help="raise the city's rivers to this level (m)"),
+          city_rivers: bool = typer.Option(True, "--city-rivers/--no-city-rivers",
+                                           help="hold the city's rivers at their normal level"),
+          probe: list[str] = typer.Option(None, help="NAME,X,Y or X,Y: depth over time (and probes.png)"),
           backend: str = typer.Option("auto", help="auto | numpy | numba | gpu"),
           out_dir: Optional[Path] = typer.Option(None, "--out", help="result folder (default: DIR/flood/<time>)")) -> None:
     """Run a flood scenario on the twin's terrain and buildings and print who and what is affected."""
@@ -121,7 +127,8 @@ def flood(twin_dir: Path = typer.Argument(..., help="twin folder"),
     try:
         run_flood_cli(Path(twin_dir), target, rain_mm=rain_mm, duration=duration, resolution_m=resolution,
                       inflow=inflow or [], stage=stage or [], horizon=horizon, backend=backend,
-                      drainage_mm_h=drainage, console=out)
+                      drainage_mm_h=drainage, river_level_m=river_level, use_city_rivers=city_rivers,
+                      probe=probe or [], console=out)
     except TwinError as exc:
         _fail(exc)
 

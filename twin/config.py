@@ -190,7 +190,8 @@ class ShelterRules(_Model):
     """Which POIs and buildings are shelters, and how many people each takes."""
 
     poi_kinds: list[str] = ["school", "college", "university", "community_centre", "stadium", "sports_centre",
-                            "townhall", "exhibition_centre", "shelter", "library"]
+                            "townhall", "exhibition_centre", "shelter", "library", "government",
+                            "public_building"]
     building_uses: list[str] = ["school", "university", "college", "stadium", "civic", "public", "government",
                                 "sports_hall"]
     capacity_field: str = Field("capacity", description="attribute giving capacity where the data has one")

@@ -33,7 +33,7 @@ class EventParams:
     """Filters of GET /live/events."""
 
     state: str | None = Query(None, description="comma-separated: open, acknowledged, closed")
-    kind: str | None = Query(None, description="comma-separated: warning, alarm")
+    kind: str | None = Query(None, description="comma-separated: warning, alarm, forecast-warning, forecast-alarm")
     bbox: str | None = Query(None, description="minlon,minlat,maxlon,maxlat (WGS84)")
     since: str | None = Query(None, description="events still active at or after this ISO time")
     until: str | None = Query(None, description="events opened at or before this ISO time")

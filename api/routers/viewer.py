@@ -47,8 +47,12 @@ def router() -> APIRouter:
 
     @r.get("/viewer-config.json")
     def viewer_config(store=Depends(get_store)) -> JSONResponse:
+        from simulate.flood.process import city_flood_defaults
+
         m = store.manifest()
+        # the city's scenario defaults, for the panels' starting values (the flood process applies the same)
+        flood = city_flood_defaults(store).model_dump(mode="json")
         return JSONResponse({"city": m.city, "city_zh": m.city_zh, "extent_wgs84": list(m.extent_wgs84),
-                             "crs": m.crs})
+                             "crs": m.crs, "scenarios": {"flood": flood}})
 
     return r

@@ -1,11 +1,22 @@
 // The "Flood scenario" panel for emergency staff: set a storm, run the flood process as a job (OGC API -
 // Processes, async), follow its progress, then see the results: the depth animation, maximum depth,
 // flooded buildings and impassable roads (FloodOverlay), an impact summary, and the depth over time at
-// a point picked on the map. Recent scenarios can be reopened.
+// a point picked on the map. Recent scenarios can be reopened. The sewer capacity and the river level start
+// from the city's defaults (city.toml [scenarios.flood], served in /viewer-config.json): the drainage field
+// shows the city's capacity and the river field (shown where the city has rivers) its normal level, with
+// presets for the normal and the warning level.
 import { apiKey, getJSON, postJSON } from "./api.js";
 import { lineChart } from "./chart.js";
-import { getLang, onLangChange, t } from "./i18n.js";
+import { addStrings, getLang, onLangChange, t } from "./i18n.js";
 import { FloodOverlay } from "./flood-layers.js";
+
+addStrings({
+  zh: { drainage: "排水能力", mmPerHour: "毫米/时", riverLevel: "水位", riverNormal: "常水位", riverWarning: "警戒水位",
+    riverAboveWarning: "达到或超过警戒水位", riverBelowWarning: "警戒水位", cityDefault: "城市默认", drainageShort: "排水" },
+  en: { drainage: "Drainage", mmPerHour: "mm/h", riverLevel: "level", riverNormal: "Normal", riverWarning: "Warning",
+    riverAboveWarning: "at or above the warning level", riverBelowWarning: "warning level", cityDefault: "city default",
+    drainageShort: "drainage" },
+});
 
 const PRESETS = [
   { id: "p20", key: "presetP20", rain: 95, hours: 2 },
@@ -62,7 +73,9 @@ export class FloodPanel {
     this.picking = false;
     this.timer = null;
     this.player = null;
+    this.defaults = { drainage_mm_h: 0, rivers: [] };    // the city's, once /viewer-config.json is read
     this.build();
+    this.defaultsReady = this.loadDefaults();
     this.handler = new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas);
     this.handler.setInputAction((click) => this.picking && this.pickPoint(click.position),
       Cesium.ScreenSpaceEventType.LEFT_CLICK);
@@ -82,6 +95,13 @@ export class FloodPanel {
         this.numberField("flood-rain", "rainTotal", "mm", 120, 1, 1000, 1),
         this.numberField("flood-duration", "rainDuration", "hours", 2, 0.25, 24, 0.25),
         this.numberField("flood-horizon", "horizon", "hours", 3, 0.25, 48, 0.25),
+        this.numberField("flood-drainage", "drainage", "mmPerHour", 0, 0, 500, 1),
+        h("label", { class: "field", id: "flood-river-field", hidden: "" }, h("span", { id: "flood-river-label" }),
+          h("span", { class: "input-unit" },
+            h("input", { id: "flood-river", type: "number", value: "0", min: "-10", max: "30", step: "0.1",
+              disabled: "",
+              oninput: () => this.renderRiver() }),
+            h("em", { i18n: "m" }))),
         h("label", { class: "field" }, h("span", { i18n: "resolution" }),
           h("span", { class: "input-unit" },
             h("select", { id: "flood-resolution" }, ...RESOLUTIONS.map((r) => {
@@ -89,6 +109,12 @@ export class FloodPanel {
               if (r === 20) option.selected = true;
               return option;
             })), h("em", { i18n: "m" })))),
+      h("div", { class: "chips", id: "flood-river-presets", hidden: "" },
+        h("button", { type: "button", class: "chip", "data-river": "normal", onclick: () => this.setRiver("normal") },
+          h("span", { i18n: "riverNormal" }), h("small", { id: "flood-river-normal" })),
+        h("button", { type: "button", class: "chip", "data-river": "warning", onclick: () => this.setRiver("warning") },
+          h("span", { i18n: "riverWarning" }), h("small", { id: "flood-river-warning" }))),
+      h("p", { class: "muted small", id: "flood-river-note", hidden: "" }),
       h("button", { type: "submit", class: "primary", id: "flood-run", i18n: "run" }));
     el.replaceChildren(
       h("div", { class: "panel-head flood-head" },
@@ -129,6 +155,66 @@ export class FloodPanel {
     this.renderDynamic();
   }
 
+  // -- the city's defaults: drainage and rivers ----------------------------------------------------------
+  async loadDefaults() {
+    try {
+      const config = await getJSON("/viewer-config.json");
+      const flood = (config.scenarios && config.scenarios.flood) || {};
+      this.defaults = { drainage_mm_h: flood.drainage_mm_h ?? 0, rivers: flood.rivers || [] };
+    } catch (error) {
+      console.warn("flood defaults:", error);
+    }
+    const drainage = $(this.element, "#flood-drainage");
+    drainage.value = String(this.defaults.drainage_mm_h);
+    drainage.title = `${t("cityDefault")} ${fmt(this.defaults.drainage_mm_h)} ${t("mmPerHour")}`;
+    const rivers = this.defaults.rivers;
+    $(this.element, "#flood-river-field").hidden = !rivers.length;
+    $(this.element, "#flood-river-presets").hidden = !rivers.length;
+    $(this.element, "#flood-river").disabled = !rivers.length;
+    if (rivers.length) this.setRiver("normal");
+    this.renderDynamic();
+  }
+
+  /** One level for all the city's rivers: the normal and warning levels of the first that has them. */
+  riverLevels() {
+    const rivers = this.defaults.rivers;
+    const first = (key) => rivers.map((r) => r[key]).find((v) => v !== null && v !== undefined);
+    return { normal: first("normal_level_m") ?? 0, warning: first("warning_level_m") ?? null };
+  }
+
+  /** "珠江前航道水位" / "Pearl River level" (or a plain "level" without rivers). */
+  riverLabel() {
+    const zh = getLang() === "zh";
+    const names = [...new Set(this.defaults.rivers.map((r) => (zh && r.name_zh) || r.name))];
+    return `${names.join(" / ")}${zh || !names.length ? "" : " "}${t("riverLevel")}`;
+  }
+
+  setRiver(which) {
+    const levels = this.riverLevels();
+    const value = which === "warning" && levels.warning !== null ? levels.warning : levels.normal;
+    $(this.element, "#flood-river").value = String(value);
+    this.renderRiver();
+  }
+
+  renderRiver() {
+    const rivers = this.defaults.rivers;
+    if (!rivers.length) return;
+    $(this.element, "#flood-river-label").textContent = this.riverLabel();
+    const { normal, warning } = this.riverLevels();
+    const value = Number($(this.element, "#flood-river").value);
+    $(this.element, "#flood-river-normal").textContent = `${fmt(normal, 1)} ${t("m")}`;
+    $(this.element, "#flood-river-warning").textContent = warning === null ? "–" : `${fmt(warning, 1)} ${t("m")}`;
+    $(this.element, "#flood-river-presets [data-river=warning]").disabled = warning === null;
+    this.element.querySelectorAll("#flood-river-presets .chip").forEach((c) => c.classList.toggle("active",
+      (c.dataset.river === "normal" && value === normal) || (c.dataset.river === "warning" && value === warning)));
+    const note = $(this.element, "#flood-river-note");
+    note.hidden = warning === null;
+    const above = warning !== null && value >= warning;
+    note.dataset.aboveWarning = String(above);
+    note.textContent = warning === null ? "" : above ? `${t("riverAboveWarning")} (${fmt(warning, 1)} ${t("m")})`
+      : `${t("riverBelowWarning")} ${fmt(warning, 1)} ${t("m")}`;
+  }
+
   /** The form, or (after a run) one line naming the scenario shown with a "new scenario" link. */
   showForm(on) {
     $(this.element, "#flood-form").hidden = !on;
@@ -138,9 +224,13 @@ export class FloodPanel {
 
   renderInputsLine() {
     const inp = (this.job && this.job.inputs) || {};
+    const extra = [
+      inp.drainage_mm_h != null ? `${t("drainageShort")} ${fmt(inp.drainage_mm_h)} ${t("mmPerHour")}` : null,
+      inp.river_level_m != null ? `${this.riverLabel()} ${fmt(inp.river_level_m, 1)} ${t("m")}` : null].filter(Boolean);
     $(this.element, "#flood-inputs-text").textContent = this.job
       ? `${fmt(inp.rain_mm ?? 0)} mm / ${durationText(minutesOf(inp.duration))} · `
-        + `${t("horizonShort")} ${durationText(this.horizonMin())} · ${fmt(inp.resolution_m)} m` : "";
+        + `${t("horizonShort")} ${durationText(this.horizonMin())} · ${fmt(inp.resolution_m)} m`
+        + extra.map((e) => ` · ${e}`).join("") : "";
   }
 
   numberField(id, labelKey, unitKey, value, min, max, step) {
@@ -175,7 +265,14 @@ export class FloodPanel {
       horizon: `${Math.round(horizon * 60)}min`,
       resolution_m: Number($(this.element, "#flood-resolution").value),
       frame_interval_min: horizon <= 3 ? 10 : horizon <= 8 ? 20 : 30,
+      drainage_mm_h: Number($(this.element, "#flood-drainage").value),
     };
+    // rivers at their normal level need no input (the process holds them there); any other level raises them all
+    const river = Number($(this.element, "#flood-river").value);
+    const sameNormal = new Set(this.defaults.rivers.map((r) => r.normal_level_m)).size === 1;
+    if (this.defaults.rivers.length && !(sameNormal && river === this.riverLevels().normal)) {
+      inputs.river_level_m = river;
+    }
     this.message("");
     $(this.element, "#flood-run").disabled = true;
     try {
@@ -457,6 +554,7 @@ export class FloodPanel {
 
   renderDynamic() {
     $(this.element, "#flood-collapse").title = t("collapse");
+    this.renderRiver();
     this.renderInputsLine();
     this.renderProgress();
     this.renderSummary();

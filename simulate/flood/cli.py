@@ -39,6 +39,19 @@ def parse_stage(text: str) -> dict:
         raise FloodInputError(f"cannot read --stage '{text}' (EDGE,LEVEL or EDGE,T:L;T:L)", field="stages") from None
 
 
+def parse_probe(text: str, index: int = 1) -> dict:
+    """ "NAME,X,Y" or "X,Y" (named probe-N) in the project CRS."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) == 2:
+            return {"name": f"probe-{index}", "x": float(parts[0]), "y": float(parts[1])}
+        if len(parts) == 3 and parts[0]:
+            return {"name": parts[0], "x": float(parts[1]), "y": float(parts[2])}
+        raise ValueError
+    except ValueError:
+        raise FloodInputError(f"cannot read --probe '{text}' (NAME,X,Y or X,Y)", field="probes") from None
+
+
 def _flow(text: str, constant_key: str) -> dict:
     if ":" in text:
         return {"hydrograph": [tuple(float(v) for v in pair.split(":")) for pair in text.split(";")]}
@@ -48,9 +61,12 @@ def _flow(text: str, constant_key: str) -> dict:
 def run_flood_cli(twin_dir: Path, out_dir: Path, *, rain_mm: float = 0.0, duration: str = "1h",
                   resolution_m: float = 10.0, inflow: list[str] | None = None, stage: list[str] | None = None,
                   horizon: str | None = None, frame_interval_min: float = 10.0, backend: str = "auto",
-                  drainage_mm_h: float = 0.0, console=None) -> dict:
-    """Validate, run with a progress bar, print a summary table; returns the summary.
-    Raises TwinError subclasses (FloodInputError, TwinNotFound) for the CLI to report."""
+                  drainage_mm_h: float | None = None, river_level_m: float | None = None,
+                  use_city_rivers: bool = True, probe: list[str] | None = None, console=None) -> dict:
+    """Validate, run with a progress bar, print a summary table and the files written; returns the summary.
+    `drainage_mm_h` None: the city's sewer capacity; `river_level_m`: raise the city's rivers to this level;
+    `use_city_rivers` false: no river boundaries unless a level is given. Raises TwinError subclasses
+    (FloodInputError, TwinNotFound) for the CLI to report."""
     from pydantic import ValidationError
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,7 +80,9 @@ def run_flood_cli(twin_dir: Path, out_dir: Path, *, rain_mm: float = 0.0, durati
         inputs = FloodInputs(rain_mm=rain_mm, duration=duration, resolution_m=resolution_m,
                              inflows=[parse_inflow(s) for s in inflow or []],
                              stages=[parse_stage(s) for s in stage or []], horizon=horizon,
-                             frame_interval_min=frame_interval_min, backend=backend, drainage_mm_h=drainage_mm_h)
+                             frame_interval_min=frame_interval_min, backend=backend, drainage_mm_h=drainage_mm_h,
+                             river_level_m=river_level_m, use_city_rivers=use_city_rivers,
+                             probes=[parse_probe(s, i) for i, s in enumerate(probe or [], start=1)])
     except ValidationError as exc:
         first = exc.errors()[0]
         raise FloodInputError(first["msg"], field=".".join(str(p) for p in first["loc"])) from None
@@ -83,7 +101,11 @@ def run_flood_cli(twin_dir: Path, out_dir: Path, *, rain_mm: float = 0.0, durati
     table.add_column("figure")
     table.add_column("value", justify="right")
     mb = s["mass_balance"]
+    bounds = s["boundaries"]
     for name, value in (("grid", f"{s['grid']['rows']} x {s['grid']['cols']}"), ("steps", f"{s['steps']:,}"),
+                        ("drainage", f"{bounds['drainage_mm_h']:g} mm/h ({bounds['drainage_source']})"),
+                        *((f"stage {st.get('name') or ''} {st['edge']}".replace("  ", " "),
+                           f"{st['level_m']:.2f} m ({st['source']}, {st['faces']} faces)") for st in bounds["stages"]),
                         ("wall time", f"{s['wall_s']:.1f} s"), ("max depth", f"{s['max_depth_m']:.2f} m"),
                         ("flooded area", f"{s['flooded_area_m2'] / 1e6:.3f} km²"),
                         ("rain / inflow", f"{mb['rain_m3']:,.0f} / {mb['inflow_m3']:,.0f} m³"),

@@ -2,18 +2,21 @@
 
 Inputs are a pydantic model (validated by the job manager with `inputs.model_validate`);
 checks that need the twin (a point outside the grid, a missing ground raster) raise
-`FloodInputError` naming the field.
+`FloodInputError` naming the field. A run starts from the city's flood defaults (city.toml
+`[scenarios.flood]`, in the twin manifest's rules): its sewer capacity, and its rivers held at
+their normal level on their edge spans, unless the inputs say otherwise (`resolve_boundaries`).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulate.flood.errors import FloodInputError
 from simulate.flood.forcing import (
@@ -36,6 +39,7 @@ from simulate.process import (
     Progress,
     ProgressReport,
 )
+from twin.config import FloodDefaults, RiverStageConfig
 from twin.errors import TwinError
 
 _UNITS_S = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hr": 3600.0, "d": 86400.0}
@@ -161,7 +165,17 @@ class FloodInputs(BaseModel):
     inflows: list[InflowInput] = Field(default_factory=list)
     stages: list[StageInput] = Field(default_factory=list)
     free_edges: list[Literal["west", "east", "north", "south"]] = Field(default_factory=lambda: list(EDGES))
-    drainage_mm_h: float = Field(0.0, ge=0, description="sewer capacity everywhere (mm/h)")
+    drainage_mm_h: float | None = Field(
+        None, ge=0, description="sewer capacity everywhere (mm/h); default: the city's (scenarios.flood in "
+                                "city.toml), 0 where the twin has none")
+    river_level_m: float | None = Field(
+        None, ge=-20, le=100, description="hold every river of the city (scenarios.flood.rivers) at this level "
+                                          "(m, terrain datum) as a stage boundary on its edge span")
+    river_levels: dict[str, float] = Field(
+        default_factory=dict, description="level (m) per river name; overrides river_level_m for that river")
+    use_city_rivers: bool = Field(
+        True, description="hold the city's rivers at their normal level when no level is given for them; "
+                          "false: only rivers given a level are stage boundaries, their edges otherwise free")
     drainage_zones: list[DrainageZoneInput] = Field(default_factory=list)
     infiltration_mm_h: float = Field(0.0, ge=0, description="constant infiltration capacity (mm/h)")
     horizon: str | float | None = Field(None, description="simulated time; default duration + 1 h")
@@ -196,8 +210,74 @@ class FloodInputs(BaseModel):
         return parse_duration(self.horizon) if self.horizon is not None else self.duration_s + 3600.0
 
 
-def build_forcing(inputs: FloodInputs) -> Forcing:
-    """Forcing from validated inputs (no twin needed)."""
+@dataclass(frozen=True)
+class RiverStage:
+    """A city river held at `level_m` on its edge span in this run, and why that level."""
+
+    river: RiverStageConfig
+    level_m: float
+    source: str          # "river_levels" | "river_level_m" | "normal level"
+
+
+@dataclass(frozen=True)
+class Boundaries:
+    """Drainage and river stages a run uses once the city's defaults are applied."""
+
+    drainage_mm_h: float
+    drainage_source: str                      # "input" | "city" | "none"
+    rivers: tuple[RiverStage, ...] = ()
+
+
+def city_flood_defaults(store) -> FloodDefaults:
+    """The city's flood defaults (city.toml `[scenarios.flood]`, carried in the manifest's rules);
+    the schema defaults (no drainage, no rivers) for twins built before they were recorded."""
+    try:
+        raw = ((store.manifest().rules.get("scenarios") or {}).get("flood")) or {}
+    except TwinError:
+        raw = {}
+    try:
+        return FloodDefaults.model_validate(raw)
+    except ValidationError as exc:
+        raise FloodInputError(f"the twin's flood defaults (scenarios.flood) are invalid: {exc.errors()[0]['msg']}",
+                              field="drainage_mm_h") from None
+
+
+def resolve_boundaries(inputs: FloodInputs, city: FloodDefaults | None = None) -> Boundaries:
+    """Drainage: the input, else the city's. Rivers: each configured river at its level from
+    `river_levels`, else `river_level_m`, else (with `use_city_rivers`) its normal level."""
+    city = city or FloodDefaults()
+    names = {r.name for r in city.rivers} | {r.name_zh for r in city.rivers if r.name_zh}
+    unknown = sorted(set(inputs.river_levels) - names)
+    if unknown:
+        known = ", ".join(sorted({r.name for r in city.rivers})) or "none configured"
+        raise FloodInputError(f"no river named {', '.join(unknown)} in this city (rivers: {known})",
+                              field="river_levels")
+    if inputs.river_level_m is not None and not city.rivers:
+        raise FloodInputError("this twin has no rivers to raise (scenarios.flood.rivers in city.toml)",
+                              field="river_level_m")
+    rivers = []
+    for river in city.rivers:
+        given = inputs.river_levels.get(river.name, inputs.river_levels.get(river.name_zh or ""))
+        if given is not None:
+            rivers.append(RiverStage(river, float(given), "river_levels"))
+        elif inputs.river_level_m is not None:
+            rivers.append(RiverStage(river, inputs.river_level_m, "river_level_m"))
+        elif inputs.use_city_rivers:
+            rivers.append(RiverStage(river, river.normal_level_m, "normal level"))
+    if inputs.drainage_mm_h is not None:
+        drainage, source = inputs.drainage_mm_h, "input"
+    else:
+        drainage, source = city.drainage_mm_h, ("city" if city.drainage_mm_h > 0 else "none")
+    return Boundaries(drainage, source, tuple(rivers))
+
+
+def build_forcing(inputs: FloodInputs, boundaries: Boundaries | None = None) -> Forcing:
+    """Forcing from validated inputs and the boundaries resolved against the city's defaults
+    (default: `resolve_boundaries(inputs)`, a city without defaults; no twin needed).
+
+    Stages given as inputs come first and own their edge faces, then the city's rivers. A stage on a
+    whole edge replaces its free outflow; one on a span (a river crossing) leaves the rest of the edge free."""
+    boundaries = boundaries or resolve_boundaries(inputs)
     if inputs.rain_gauges:
         shape = hyetograph(1.0, inputs.duration_s, inputs.hyetograph)
         rain: UniformRain | GaugeRain | None = GaugeRain(
@@ -208,7 +288,7 @@ def build_forcing(inputs: FloodInputs) -> Forcing:
         rain = UniformRain(hyetograph(inputs.rain_mm, inputs.duration_s, inputs.hyetograph))
     else:
         rain = None
-    stage_edges = {s.edge for s in inputs.stages}
+    stage_edges = {s.edge for s in inputs.stages if s.span is None}
     from shapely.errors import GEOSException
     from shapely.geometry import shape as to_shape
 
@@ -216,13 +296,33 @@ def build_forcing(inputs: FloodInputs) -> Forcing:
         zones = [DrainageZone(to_shape(z.geometry), z.capacity_mm_h) for z in inputs.drainage_zones]
     except (AttributeError, KeyError, TypeError, ValueError, GEOSException) as exc:
         raise FloodInputError(f"not a GeoJSON geometry: {exc}", field="drainage_zones") from None
+    rivers = [StageBoundary(r.river.edge, Series.constant(r.level_m), r.river.span) for r in boundaries.rivers]
     return Forcing(
         rain=rain,
         inflows=[PointInflow(i.x, i.y, i.series(), i.name) for i in inputs.inflows if i.edge is None],
         edge_inflows=[EdgeInflow(i.edge, i.series(), name=i.name) for i in inputs.inflows if i.edge is not None],
-        stages=[StageBoundary(s.edge, s.series(), s.span) for s in inputs.stages],
+        stages=[StageBoundary(s.edge, s.series(), s.span) for s in inputs.stages] + rivers,
         free=[FreeOutflow(e) for e in inputs.free_edges if e not in stage_edges],
-        drainage_mm_h=inputs.drainage_mm_h, drainage_zones=zones, infiltration_mm_h=inputs.infiltration_mm_h)
+        drainage_mm_h=boundaries.drainage_mm_h, drainage_zones=zones, infiltration_mm_h=inputs.infiltration_mm_h)
+
+
+def boundaries_summary(inputs: FloodInputs, boundaries: Boundaries, stage_faces: np.ndarray) -> dict[str, Any]:
+    """What held the water in and let it out, for the run summary. `stage_faces`: open boundary
+    faces per stage, in the forcing's order (input stages, then rivers)."""
+    counts = np.bincount(stage_faces, minlength=len(inputs.stages) + len(boundaries.rivers))
+    stages = [{"edge": s.edge, "span": s.span, "level_m": s.level_m, "source": "stages",
+               "faces": int(counts[k])} for k, s in enumerate(inputs.stages)]
+    for k, r in enumerate(boundaries.rivers, start=len(inputs.stages)):
+        warning = r.river.warning_level_m
+        stages.append({"name": r.river.name, "name_zh": r.river.name_zh, "edge": r.river.edge,
+                       "span": list(r.river.span), "level_m": r.level_m, "source": r.source,
+                       "normal_level_m": r.river.normal_level_m, "warning_level_m": warning,
+                       "above_warning": None if warning is None else r.level_m >= warning,
+                       "gauge": r.river.gauge, "faces": int(counts[k])})
+    stage_edges = {s.edge for s in inputs.stages if s.span is None}
+    return {"drainage_mm_h": boundaries.drainage_mm_h, "drainage_source": boundaries.drainage_source,
+            "drainage_zones": len(inputs.drainage_zones), "stages": stages,
+            "free_edges": [e for e in inputs.free_edges if e not in stage_edges]}
 
 
 class FloodProcess(Process):
@@ -230,7 +330,8 @@ class FloodProcess(Process):
     title: ClassVar[str] = "Pluvial and fluvial flood (2D local-inertial)"
     description: ClassVar[str] = ("Rain, inflow hydrographs and boundary levels routed over the twin's ground "
                                   "with buildings as obstacles (LISFLOOD-FP ACC scheme); maximum depth, speed, "
-                                  "arrival times and the buildings, roads and facilities reached.")
+                                  "arrival times and the buildings, roads and facilities reached. Sewer capacity "
+                                  "and river levels default to the city's (drainage_mm_h, river_level_m).")
     version: ClassVar[str] = "1.0.0"
     inputs: ClassVar[type[BaseModel]] = FloodInputs
     outputs: ClassVar[dict[str, OutputSpec]] = {
@@ -244,6 +345,8 @@ class FloodProcess(Process):
         "facilities": OutputSpec("Facilities (points of interest) at risk", "layer", "application/geo+json", "m"),
         "hydrograph": OutputSpec("Water budget over time", "file", "text/csv", "m3"),
         "timeseries": OutputSpec("Depth and level at probes", "file", "text/csv", "m"),
+        "hydrograph_png": OutputSpec("Water budget and flow rates over time (plot)", "file", "image/png", "m3"),
+        "probes_png": OutputSpec("Depth at probes over time (plot)", "file", "image/png", "m"),
         "mass_balance": OutputSpec("Water budget and closing error", "file", "application/json", "m3"),
         "frames": OutputSpec("Depth frames (COG per frame)", "file", "image/tiff; application=geotiff", "m"),
     }
@@ -264,6 +367,7 @@ class FloodProcess(Process):
             result_rasters,
             write_mass_balance,
         )
+        from simulate.flood.plots import write_plots
 
         inp = inputs if isinstance(inputs, FloodInputs) else FloodInputs.model_validate(inputs)
         started = time.perf_counter()
@@ -277,7 +381,9 @@ class FloodProcess(Process):
         pois = store.read_layer("pois") if "pois" in layers else None
         grid = build_grid(store.read_raster("ground"), inp.resolution_m, buildings=buildings, roads=roads,
                           manning=ManningTable(default=inp.manning_default, road=inp.manning_road))
-        model = FloodModel(grid, build_forcing(inp), backend=inp.backend, deep_depth=inp.impassable_depth_m)
+        boundaries = resolve_boundaries(inp, city_flood_defaults(store))
+        model = FloodModel(grid, build_forcing(inp, boundaries), backend=inp.backend,
+                           deep_depth=inp.impassable_depth_m)
         horizon = inp.horizon_s
         frames = FrameWriter(workdir / "frames", inp.frame_interval_min * 60.0)
         probes = PointRecorder([p.name for p in inp.probes], np.array([p.x for p in inp.probes]),
@@ -300,6 +406,7 @@ class FloodProcess(Process):
         rasters = result_rasters(model, workdir)
         files = probes.write(workdir)
         files["mass_balance"] = write_mass_balance(model, workdir / "mass_balance.json")
+        files.update(write_plots(files, workdir, impassable_m=inp.impassable_depth_m))
         if frames.written:
             files["frames"] = workdir / "frames"
         max_depth, time_deep = model.host("max_depth"), model.host("time_deep")
@@ -328,6 +435,7 @@ class FloodProcess(Process):
             "steps": model.steps, "simulated_s": model.t, "wall_s": time.perf_counter() - started,
             "max_depth_m": float(np.nanmax(wet)) if wet.size else 0.0,
             "flooded_area_m2": float((wet >= inp.flooded_depth_m).sum() * grid.cell_area),
+            "boundaries": boundaries_summary(inp, boundaries, model.forcing.boundary["stage"].group),
             "mass_balance": mb.as_dict(), "exposure": summary_exposure, "notes": grid.notes,
         }
         progress(ProgressReport(100.0, "done", model.t))

@@ -12,10 +12,15 @@ deactivation closes it (closed_by "system"). Operators acknowledge (open -> ackn
 close an event themselves; a manually closed event is not reopened until the level deactivates and
 activates again. Readings are evaluated in phenomenonTime order; a reading older than the last one
 evaluated for its Datastream is stored but does not move the alert state.
+
+Forecast events (kinds "forecast-warning", "forecast-alarm") come from a model run, not a reading:
+`evaluate_forecast` compares each point's predicted value with the same thresholds (and dead band),
+so a run opens, updates or closes at most one forecast event per Datastream and level.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -23,6 +28,8 @@ from simulate.sensors.errors import InvalidEntity
 from simulate.sensors.model import TWIN_THRESHOLDS
 
 KINDS = ("warning", "alarm")
+FORECAST_KINDS = ("forecast-warning", "forecast-alarm")
+EVENT_KINDS = KINDS + FORECAST_KINDS
 STATES = ("open", "acknowledged", "closed")
 
 
@@ -154,6 +161,8 @@ class Event:
     twin_layer: str | None
     twin_feature: str | None
     message: str
+    # forecast events only: the latest run's job, issue time, horizon, prediction and expected time
+    forecast: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -180,8 +189,58 @@ class EventFilter:
         bad = [s for s in self.state if s not in STATES]
         if bad:
             raise InvalidEntity(f"unknown event state {bad[0]!r} (one of {', '.join(STATES)})", field="state")
-        bad = [k for k in self.kind if k not in KINDS]
+        bad = [k for k in self.kind if k not in EVENT_KINDS]
         if bad:
-            raise InvalidEntity(f"unknown event kind {bad[0]!r} (one of {', '.join(KINDS)})", field="kind")
+            raise InvalidEntity(f"unknown event kind {bad[0]!r} (one of {', '.join(EVENT_KINDS)})", field="kind")
         if self.bbox is not None and (self.bbox[0] > self.bbox[2] or self.bbox[1] > self.bbox[3]):
             raise InvalidEntity("bbox must be minlon,minlat,maxlon,maxlat", field="bbox")
+
+
+# -- forecast events ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PointForecast:
+    """What a run predicts for one Datastream within its horizon."""
+
+    datastream_id: int
+    predicted: float                  # the most extreme value expected (NaN: unknown, changes nothing)
+    peak_at: str | None = None        # when it is expected
+    reaches: dict[str, str] = field(default_factory=dict)   # level ("warning", "alarm") -> first expected time
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """One forecast issued at `issued_at` for `horizon_s` ahead; `run_id` is the job that made it."""
+
+    run_id: str
+    issued_at: str                    # canonical UTC text
+    horizon_s: float
+    points: tuple[PointForecast, ...]
+
+
+@dataclass(frozen=True)
+class ForecastTransition:
+    datastream_id: int
+    kind: str                         # "forecast-warning" | "forecast-alarm"
+    action: str                       # "open" | "update" | "close"
+    threshold: float
+    point: PointForecast
+    direction: str = "above"
+
+
+def evaluate_forecast(run: ForecastRun, thresholds: dict[int, Thresholds],
+                      active: set[tuple[int, str]]) -> list[ForecastTransition]:
+    """Per point and level: open when the prediction reaches it, update while it stays there (within
+    the dead band), close when it no longer does. Points without thresholds or prediction are skipped."""
+    out: list[ForecastTransition] = []
+    for p in run.points:
+        t = thresholds.get(p.datastream_id)
+        if t is None or math.isnan(p.predicted):          # unknown: keep the state
+            continue
+        for level_kind, level in t.levels():
+            kind = f"forecast-{level_kind}"
+            was = (p.datastream_id, kind) in active
+            now = t.next_state(level, was, p.predicted)
+            action = ("update" if was else "open") if now else ("close" if was else None)
+            if action is not None:
+                out.append(ForecastTransition(p.datastream_id, kind, action, level, p, t.direction))
+    return out

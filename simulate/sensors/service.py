@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from simulate.sensors.alerts import AlertState, Event, EventFilter, Thresholds, evaluate
+from simulate.sensors.alerts import (AlertState, Event, EventFilter, ForecastRun, Thresholds, evaluate,
+                                     evaluate_forecast)
 from simulate.sensors.entities import Limits, NewEntity, Ref, check_result, decode_result, normalise, parse_json
 from simulate.sensors.errors import EntityNotFound, InvalidEntity
 from simulate.sensors.hub import Hub
@@ -268,6 +269,23 @@ class SensorService:
 
     def close_event(self, event_id: int, who: str) -> Event:
         return self._set_state(event_id, "closed", who)
+
+    def apply_forecast(self, run: ForecastRun) -> list[Event]:
+        """Open, update or close forecast events from a model run (against each point's Datastream
+        thresholds) and announce the changed ones like threshold events."""
+        thresholds: dict[int, Thresholds] = {}
+        for p in run.points:
+            try:
+                t = self.info(p.datastream_id)[1]
+            except InvalidEntity:            # the Datastream was deleted since the run read it
+                continue
+            if t is not None:
+                thresholds[p.datastream_id] = t
+        events = self.store.apply_forecast(run, lambda active: evaluate_forecast(run, thresholds, active),
+                                           now_text())
+        for e in events:
+            self.hub.publish({"type": "event", "event": e.to_json()})
+        return events
 
     def _set_state(self, event_id: int, state: str, who: str) -> Event:
         event = self.store.set_event_state(event_id, state, who, now_text())

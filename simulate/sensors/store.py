@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from simulate.sensors.alerts import AlertState, Event, EventFilter, Reading, Transition
+from simulate.sensors.alerts import (AlertState, Event, EventFilter, ForecastRun, ForecastTransition, Reading,
+                                     Transition)
 from simulate.sensors.entities import NewEntity
 from simulate.sensors.odata import Query
 
@@ -67,6 +68,8 @@ class IngestResult:
 
 
 Evaluate = Callable[[list[Reading]], tuple[list[Transition], AlertState]]
+# the active forecast (datastream, kind) pairs -> what a forecast run changes
+EvaluateForecast = Callable[[set[tuple[int, str]]], list[ForecastTransition]]
 
 
 class SensorStore(ABC):
@@ -128,6 +131,18 @@ class SensorStore(ABC):
     @abstractmethod
     def set_event_state(self, event_id: int, state: str, who: str, when: str) -> Event:
         """Acknowledge or close (raises InvalidTransition when the lifecycle forbids it)."""
+
+    def apply_forecast(self, run: ForecastRun, evaluate: EvaluateForecast, now: str) -> list[Event]:
+        """Record the forecast events of a model run in one transaction: `evaluate(active)` says which
+        to open, update or close. A run already applied, or issued before the latest applied, changes
+        nothing. Returns the events changed. (Not abstract, so stores written before forecasts keep
+        working; the embedded SQLite store's implementation lives in `sqlite_events`.)"""
+        from simulate.sensors import sqlite_events
+        from simulate.sensors.sqlite import SqliteSensorStore
+
+        if isinstance(self, SqliteSensorStore):
+            return sqlite_events.apply_forecast_in(self, run, evaluate, now)
+        raise NotImplementedError(f"{type(self).__name__} does not record forecast events")
 
     @abstractmethod
     def close(self) -> None: ...

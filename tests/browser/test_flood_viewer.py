@@ -24,8 +24,20 @@ FREE_Y = (90, 760)
 
 
 @pytest.fixture(scope="module")
-def flood_twin(tiled_tianhe) -> Path:
-    return tiled_tianhe
+def flood_twin(tiled_tianhe, tmp_path_factory) -> Path:
+    """A copy of the tiled Tianhe twin (its jobs stay here) whose manifest carries city.toml's flood
+    defaults (sewers, the Pearl River), added here where the build does not record them yet."""
+    import shutil
+
+    from twin.config import load_city
+
+    twin = tmp_path_factory.mktemp("flood-viewer") / "twin"
+    shutil.copytree(tiled_tianhe, twin, ignore=shutil.ignore_patterns("jobs"))
+    manifest = json.loads((twin / "manifest.json").read_text())
+    scenarios = manifest.setdefault("rules", {}).setdefault("scenarios", {})
+    scenarios.setdefault("flood", load_city(TIANHE_TOML).scenarios.flood.model_dump(mode="json"))
+    (twin / "manifest.json").write_text(json.dumps(manifest))
+    return twin
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +93,23 @@ def test_flood_scenario_from_the_panel(open_viewer, server, flood_twin, artifact
         page.evaluate("twin.ready")
         assert page.inner_text("#flood-panel .flood-title").strip() == "内涝情景"
 
+        # the city's defaults: sewer capacity and the Pearl River at its normal level, with a warning preset
+        page.evaluate("twin.flood.defaultsReady")
+        city = _get(f"{server}/viewer-config.json")["scenarios"]["flood"]
+        assert city["drainage_mm_h"] > 0 and city["rivers"]
+        normal, warning = city["rivers"][0]["normal_level_m"], city["rivers"][0]["warning_level_m"]
+        assert float(page.input_value("#flood-drainage")) == city["drainage_mm_h"]
+        assert page.is_visible("#flood-river") and "珠江" in page.inner_text("#flood-river-label")
+        assert float(page.input_value("#flood-river")) == normal
+        assert f"{warning:.1f} 米" in page.inner_text("#flood-river-presets [data-river=warning]")
+        assert page.get_attribute("#flood-river-note", "data-above-warning") == "false"
+        page.click("#flood-river-presets [data-river=warning]")
+        assert float(page.input_value("#flood-river")) == warning
+        assert page.get_attribute("#flood-river-note", "data-above-warning") == "true"
+        page.click("#flood-river-presets [data-river=normal]")
+        assert float(page.input_value("#flood-river")) == normal
+        page.click("#flood-river-presets [data-river=warning]")       # the run below: the river at its warning level
+
         # a 50-year storm (120 mm in 2 h) on a coarse grid, simulated for 2 h
         page.click("#flood-presets [data-preset=p50]")
         assert page.input_value("#flood-rain") == "120" and page.input_value("#flood-duration") == "2"
@@ -97,6 +126,8 @@ def test_flood_scenario_from_the_panel(open_viewer, server, flood_twin, artifact
         # the summary against the results API, read here: buildings at or above the flooded depth
         job = _get(f"{server}/ogc/jobs/{job_id}")
         assert job["status"] == "successful" and job["inputs"]["rain_mm"] == 120
+        assert job["inputs"]["drainage_mm_h"] == city["drainage_mm_h"] and job["inputs"]["river_level_m"] == warning
+        assert "排水 " in page.inner_text("#flood-inputs-text") and "珠江" in page.inner_text("#flood-inputs-text")
         threshold = job["inputs"]["flooded_depth_m"]
         layer = _get(f"{server}/ogc/jobs/{job_id}/results/buildings")
         flooded = sum(1 for f in layer["features"] if f["properties"]["depth_m"] >= threshold)
@@ -106,6 +137,15 @@ def test_flood_scenario_from_the_panel(open_viewer, server, flood_twin, artifact
         assert stat.locator(".value").inner_text().replace(",", "").split()[0] == str(flooded)
         assert page.evaluate("twin.layers.get('buildings').flood.size") == flooded
         summary = _get(f"{server}/ogc/jobs/{job_id}/results/summary")
+        used = summary["boundaries"]
+        assert used["drainage_mm_h"] == city["drainage_mm_h"]
+        assert [(st["edge"], st["level_m"], st["source"]) for st in used["stages"]] == \
+            [(r["edge"], warning, "river_level_m") for r in city["rivers"]]
+        assert all(st["faces"] > 0 and st["above_warning"] for st in used["stages"])
+        request = urllib.request.Request(f"{server}/ogc/jobs/{job_id}/results/hydrograph_png",
+                                         headers={"X-API-Key": KEY})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["Content-Type"] == "image/png" and response.read(8) == b"\x89PNG\r\n\x1a\n"
         depth_text = page.locator("#flood-summary [data-stat=depth] .value").inner_text()
         assert depth_text.split()[0] == f"{summary['max_depth_m']:.2f}"
 
@@ -144,7 +184,7 @@ def test_flood_scenario_from_the_panel(open_viewer, server, flood_twin, artifact
 
         # hydrograph: pick a deep-water point on the map
         page.evaluate("twin.flood.showFrame(twin.flood.overlay.frames.length - 1)")
-        candidates = _wet_points(flood_twin, job_id)
+        candidates = _wet_points(flood_twin, job_id, count=600)   # deepest first; some are off screen
         assert candidates, "no deep water in the run"
         positions = page.evaluate("pts => pts.map(p => twin.screenPositionOf(p.lon, p.lat, p.z))", candidates)
         target = next(((p, s) for p, s in zip(candidates, positions)
