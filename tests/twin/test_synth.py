@@ -158,9 +158,7 @@ def test_city_toml_validates(city):
 
 
 @pytest.mark.slow
-def test_large_city_fast(tmp_path):
-    import time
-    start = time.perf_counter()
+def test_a_large_city_is_complete(tmp_path):
+    """Scale (its speed is in bench/bench_build.py, not here): 100,000 buildings all written."""
     synthesize(tmp_path, 100_000, seed=1)
-    assert time.perf_counter() - start < 30
     assert pyogrio.read_info(tmp_path / "buildings.gpkg")["features"] == 100_000
