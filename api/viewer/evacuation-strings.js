@@ -1,0 +1,61 @@
+// Labels of the evacuation panel (Chinese first, English on the toggle). Keys start with "evac".
+import { addStrings } from "./i18n.js";
+
+addStrings({
+  zh: {
+    evacTitle: "疏散情景", evacHint: "危险区内的人员沿路网前往避难场所：清空时间、拥堵路段、避难场所容量与受困人员",
+    evacHazard: "危险区", evacFromFlood: "内涝情景", evacDrawZone: "绘制区域", evacNoFlood: "暂无已完成的内涝情景",
+    evacFloodShown: "当前显示", evacRefresh: "刷新",
+    evacDraw: "在地图上绘制", evacDrawing: "单击地图添加顶点，双击或点击“完成”闭合，Esc 取消",
+    evacFinish: "完成", evacCancel: "取消", evacRedraw: "重新绘制", evacZonePoints: "个顶点",
+    evacZoneArea: "面积", evacNoZone: "尚未绘制区域", evacZoneTooSmall: "区域至少需要 3 个顶点",
+    evacMode: "出行方式", evacWalk: "步行", evacDrive: "驾车", evacTime: "时段", evacDay: "白天", evacNight: "夜间",
+    evacResponse: "响应时间", evacImmediate: "立即出发", evacMean10: "平均 10 分钟", evacMean30: "平均 30 分钟",
+    evacRayleigh: "瑞利分布",
+    evacExits: "也计入离开危险区的人员（不只前往避难场所）", evacHorizon: "模拟时长",
+    evacRun: "开始疏散模拟", evacNeedHazard: "请先选择内涝情景或绘制危险区",
+    evacSummary: "疏散评估", evacMustLeave: "需撤离人员", evacEvacuated: "已到达安全地点", evacTrapped: "受困人员",
+    evacClearance: "清空时间", evacNotReached: "未达到", evacShelters: "避难场所", evacUsed: "已使用", evacFull: "已满",
+    evacExitsCount: "出口", evacEnRoute: "途中", evacNotDeparted: "未出发", evacPeople: "人",
+    evacOutside: "路网数据以外", evacOutsideNote: "{b} 栋建筑（约 {p} 人）距路网数据中的道路超过 {m} 米，无法接入路网，未参与模拟。",
+    evacTianheRoads: "天河示例的道路数据只覆盖花城广场周边约 1.1 × 1.1 公里。",
+    evacBottlenecks: "瓶颈路段", evacNoBottlenecks: "没有排队路段", evacQueue: "最大排队", evacFlow: "峰值流量",
+    evacCapacity: "通行能力", evacPerHour: "人/时", evacUnnamed: "无名道路", evacNotes: "说明",
+    evacTimeline: "疏散动画", evacCurve: "疏散曲线", evacShare: "占比 (%)", evacLine90: "90% 可撤离人员",
+    evacRecent: "最近疏散情景", evacNoJobs: "暂无疏散情景",
+    evacReasonNoRoute: "无可通行路线", evacReasonClosure: "途中道路被淹", evacReasonNoSpace: "避难场所已满",
+    evacExitLabel: "出口", evacAtEnd: "模拟结束时", evacHazardFlood: "内涝", evacHazardPolygon: "绘制区域", evacHorizonShort: "模拟",
+  },
+  en: {
+    evacTitle: "Evacuation scenario",
+    evacHint: "People in the hazard zone leave for shelters over the road network: clearance times, bottlenecks, "
+      + "shelter capacity and who is trapped",
+    evacHazard: "Hazard", evacFromFlood: "Flood scenario", evacDrawZone: "Draw a zone", evacNoFlood: "No finished flood scenario yet",
+    evacFloodShown: "shown", evacRefresh: "Refresh",
+    evacDraw: "Draw on the map", evacDrawing: "Click the map to add corners; double-click or Finish to close, Esc to cancel",
+    evacFinish: "Finish", evacCancel: "Cancel", evacRedraw: "Redraw", evacZonePoints: "corners",
+    evacZoneArea: "area", evacNoZone: "No zone drawn yet", evacZoneTooSmall: "A zone needs at least 3 corners",
+    evacMode: "Travel", evacWalk: "On foot", evacDrive: "By car", evacTime: "Time", evacDay: "Day", evacNight: "Night",
+    evacResponse: "Response time", evacImmediate: "Immediate", evacMean10: "10 min average", evacMean30: "30 min average",
+    evacRayleigh: "Rayleigh",
+    evacExits: "Also count people leaving the zone (not only to shelters)", evacHorizon: "Simulate",
+    evacRun: "Run evacuation", evacNeedHazard: "Pick a flood scenario or draw a hazard zone first",
+    evacSummary: "Evacuation", evacMustLeave: "Must leave", evacEvacuated: "Reached safety", evacTrapped: "Trapped",
+    evacClearance: "Clearance time", evacNotReached: "not reached", evacShelters: "Shelters", evacUsed: "used", evacFull: "full",
+    evacExitsCount: "exits", evacEnRoute: "En route", evacNotDeparted: "Not departed", evacPeople: "",
+    evacOutside: "Outside the road data", evacOutsideNote: "{b} buildings (about {p} people) are farther than {m} m from any road in the data: "
+      + "they cannot reach the network and were not simulated.",
+    evacTianheRoads: "The Tianhe sample's road data covers only about 1.1 × 1.1 km around Huacheng Square.",
+    evacBottlenecks: "Bottlenecks", evacNoBottlenecks: "No queues", evacQueue: "peak queue", evacFlow: "peak flow",
+    evacCapacity: "capacity", evacPerHour: "/h", evacUnnamed: "Unnamed road", evacNotes: "Notes",
+    evacTimeline: "Evacuation animation", evacCurve: "Evacuation curve", evacShare: "share (%)",
+    evacLine90: "90% of those who can leave",
+    evacRecent: "Recent evacuations", evacNoJobs: "No evacuations yet",
+    evacReasonNoRoute: "no passable route", evacReasonClosure: "road flooded on the way",
+    evacReasonNoSpace: "shelters full",
+    evacExitLabel: "Exit", evacAtEnd: "at the end", evacHazardFlood: "flood", evacHazardPolygon: "drawn zone", evacHorizonShort: "simulated",
+  },
+});
+
+export const REASON_KEYS = { no_route: "evacReasonNoRoute", caught_by_closure: "evacReasonClosure",
+  no_shelter_space: "evacReasonNoSpace" };
