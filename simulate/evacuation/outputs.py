@@ -83,19 +83,24 @@ def links_layer(network: RoadNetwork, result: SimResult, closures: Closures, roa
     return frame
 
 
+def _text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA else str(value)
+
+
 def bottlenecks(links: gpd.GeoDataFrame, top: int = 10) -> list[dict]:
     worst = links[links["bottleneck"]].sort_values(["peak_queue", "persons"], ascending=False).head(top)
-    return [{"link": int(r.link), "road_id": r.road_id, "name": r.name, "highway": r.highway,
+    return [{"link": int(r.link), "road_id": _text(r.road_id), "name": _text(r.name), "highway": _text(r.highway),
              "peak_queue": float(r.peak_queue), "peak_flow_per_h": float(r.peak_flow_per_h),
              "capacity_per_h": float(r.capacity_per_h), "persons": float(r.persons)}
             for r in worst.itertuples()]
 
 
-def shelters_layer(shelters: Shelters, result: SimResult, crs) -> gpd.GeoDataFrame:
+def shelters_layer(shelters: Shelters, result: SimResult, crs, *, largest_agent: float = 1.0) -> gpd.GeoDataFrame:
+    """`full_at_s`: when the shelter could take no further agent (a car of `largest_agent` persons no longer fits)."""
     occupancy = result.shelter_occupancy
     final = occupancy[-1] if len(occupancy) else np.zeros(len(shelters))
     cap = shelters.capacity
-    full = occupancy >= np.where(np.isfinite(cap), cap, np.inf)[None, :] - 1e-9
+    full = occupancy > np.where(np.isfinite(cap), cap, np.inf)[None, :] - max(largest_agent, 1.0)
     first_full = np.where(full.any(axis=0), result.times_s[np.argmax(full, axis=0)], np.nan)
     return gpd.GeoDataFrame({
         "shelter": np.arange(len(shelters), dtype=np.int64),

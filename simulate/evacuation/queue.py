@@ -106,7 +106,7 @@ def simulate(network: RoadNetwork, agents: Agents, shelters: Shelters, closures:
     flow_scale = np.where(intervals > 0, 3600.0 / np.where(intervals > 0, intervals, 1.0), 0.0)
     load_series = np.zeros((n_samples if params.record_link_loads else 0, n_links), np.float32)
     rec = (sample_steps, np.zeros((n_samples, 4)), np.zeros((n_samples, len(shelters))), load_series, flow_scale)
-    limbo = np.zeros(max(m, 1), np.int32)
+    limbo = np.zeros(2 * max(m, 1), np.int32)            # waiting for a reroute; upper half: scratch
     shelter_occ = np.zeros(len(shelters))
     shelter_open = (shelter_cap > 0).astype(np.int8)
     log_size = 8 * m + 1024 if params.record_routes else 0
@@ -119,7 +119,7 @@ def simulate(network: RoadNetwork, agents: Agents, shelters: Shelters, closures:
     router = Router(network)
     shelter_nodes = np.asarray(shelters.node, np.int64)
     reroute_steps = max(1, int(round(params.reroute_s / dt)))
-    k, ci, next_reroute, need_route, table_loaded = 0, 0, 0, True, True
+    k, ci, next_reroute, need_route, table_loaded, n_closed = 0, 0, 0, True, True, -1
     last_report = started
     while True:
         while ci < len(closing_steps) and closing_steps[ci] <= k:
@@ -129,7 +129,8 @@ def simulate(network: RoadNetwork, agents: Agents, shelters: Shelters, closures:
         if need_route or k >= next_reroute:
             loaded = bool(count.any())
             if need_route or loaded or table_loaded:
-                _refresh(router, network, count, close_at, k * dt, shelter_nodes, shelter_open, dist, reach_any)
+                n_closed = _refresh(router, network, count, t0, close_at, k * dt, shelter_nodes, shelter_open, dist,
+                                    reach_any, n_closed)
                 links[18].fill(-1)                  # heads held by spillback choose again under the new table
                 table_loaded = loaded
             next_reroute, need_route = k + reroute_steps, False
@@ -205,17 +206,24 @@ def _ptr(keys: np.ndarray, n: int) -> np.ndarray:
     return ptr
 
 
-def _refresh(router: Router, network: RoadNetwork, count: np.ndarray, close_at: np.ndarray, t: float,
-             shelter_nodes: np.ndarray, shelter_open: np.ndarray, dist: np.ndarray, reach_any: np.ndarray) -> None:
+def _refresh(router: Router, network: RoadNetwork, count: np.ndarray, free_time: np.ndarray, close_at: np.ndarray,
+             t: float, shelter_nodes: np.ndarray, shelter_open: np.ndarray, dist: np.ndarray, reach_any: np.ndarray,
+             n_closed: int) -> int:
     """New cost table in place: towards the open shelters under the current loads; and which
-    nodes still reach some shelter, open or full (to tell NO_ROUTE from NO_SHELTER_SPACE)."""
-    costs = network.free_time_s + count / network.capacity_per_s
-    costs[close_at <= t] = np.inf
+    nodes still reach some shelter, open or full (to tell NO_ROUTE from NO_SHELTER_SPACE).
+    That second table depends only on which links are closed (the closed set only grows), so
+    it is recomputed only when `n_closed`, the number of closed links it was made for, changes."""
+    costs = free_time + count / network.capacity_per_s
+    closed = close_at <= t
+    costs[closed] = np.inf
     dist[:] = router.table(shelter_nodes[shelter_open > 0], costs, predecessors=False).cost_s
-    if (shelter_open == 0).any():
-        reach_any[:] = np.isfinite(router.table(shelter_nodes, costs, predecessors=False).cost_s)
-    else:
-        reach_any[:] = np.isfinite(dist)
+    now_closed = int(np.count_nonzero(closed))
+    if now_closed != n_closed:
+        if (shelter_open == 0).any():
+            reach_any[:] = np.isfinite(router.table(shelter_nodes, costs, predecessors=False).cost_s)
+        else:
+            reach_any[:] = np.isfinite(dist)
+    return now_closed
 
 
 def _grown(log: np.ndarray, used: int) -> np.ndarray:

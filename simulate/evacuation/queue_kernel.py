@@ -5,6 +5,13 @@ arrays: `iv` (int64 counters, indices below) and `pv` (persons per state). FIFOs
 linked lists threaded through `next_in` (one slot per agent: an agent is in at most one
 queue or waiting list), so memory is O(agents + links). A step touches only the links
 in the active list (agents on them or waiting to enter).
+
+Speed: `run_steps` and `close_links` are compiled without numba's reference counting
+(_nrt=False: they allocate nothing) and unpack the tuples once per call; the helpers take the
+arrays themselves. With reference counting on, every array a helper was handed (and every
+array taken out of a tuple) in the step loop cost an atomic NRT_incref/NRT_decref pair, which
+was over a quarter of the run time. The active list keeps `active_pos` only as a membership
+mark in the step loop (>= 0: listed); `close_links` recomputes the positions it needs.
 """
 
 from __future__ import annotations
@@ -46,8 +53,7 @@ def rng_state(seed: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def _activate(link, links, iv):  # pragma: no cover - compiled
-    active, active_pos = links[9], links[10]
+def _activate(link, active, active_pos, iv):  # pragma: no cover - compiled
     if active_pos[link] < 0:
         n = iv[N_ACTIVE]
         active[n] = link
@@ -56,14 +62,13 @@ def _activate(link, links, iv):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _shelter_at(node, persons, net, shelter_occ, shelter_open, iv):  # pragma: no cover - compiled
-    """An open shelter at `node` with room for `persons`; one without room is closed (reroute)."""
-    sh_ptr, sh_idx, sh_cap = net[8], net[9], net[10]
+def _shelter_at(node, p, sh_ptr, sh_idx, sh_cap, shelter_occ, shelter_open, iv):  # pragma: no cover - compiled
+    """An open shelter at `node` with room for `p` persons; one without room is closed (reroute)."""
     for j in range(sh_ptr[node], sh_ptr[node + 1]):
         s = sh_idx[j]
         if shelter_open[s] == 0:
             continue
-        if shelter_occ[s] + persons <= sh_cap[s] + EPS:
+        if shelter_occ[s] + p <= sh_cap[s] + EPS:
             return s
         shelter_open[s] = 0
         iv[REROUTE] = 1
@@ -71,11 +76,10 @@ def _shelter_at(node, persons, net, shelter_occ, shelter_open, iv):  # pragma: n
 
 
 @njit(cache=True, inline="always")
-def _choose_link(node, te, net, links):  # pragma: no cover - compiled
+def _choose_link(node, te, link_to, t0, inv_cap, close_at, out_ptr, out_link, dist, count,
+                 wait_count):  # pragma: no cover - compiled
     """Among the open links that lead downhill in the cost table, the one whose live queue
     plus the table's cost beyond it is least; -1 if none."""
-    link_to, t0, inv_cap, close_at, out_ptr, out_link, dist = net[1], net[2], net[3], net[5], net[6], net[7], net[11]
-    count, wait_count = links[0], links[5]
     here = dist[node]
     best = -1
     best_cost = np.inf
@@ -94,10 +98,8 @@ def _choose_link(node, te, net, links):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _evacuate(a, s, node, e, net, agents, shelter_occ, shelter_open, iv, pv):  # pragma: no cover - compiled
-    persons, status, a_link, a_node = agents[2], agents[4], agents[5], agents[6]
-    arrival, shelter = agents[9], agents[10]
-    sh_cap = net[10]
+def _evacuate(a, s, node, e, persons, status, a_link, a_node, arrival, shelter, sh_cap, shelter_occ, shelter_open,
+              iv, pv):  # pragma: no cover - compiled
     status[a] = EVACUATED
     arrival[a] = e
     shelter[a] = s
@@ -113,8 +115,7 @@ def _evacuate(a, s, node, e, net, agents, shelter_occ, shelter_open, iv, pv):  #
 
 
 @njit(cache=True, inline="always")
-def _trap(a, node, link, why, agents, iv, pv):  # pragma: no cover - compiled
-    persons, status, a_link, a_node, reason = agents[2], agents[4], agents[5], agents[6], agents[11]
+def _trap(a, node, link, why, persons, status, a_link, a_node, reason, iv, pv):  # pragma: no cover - compiled
     status[a] = TRAPPED
     reason[a] = why
     a_node[a] = node
@@ -125,24 +126,21 @@ def _trap(a, node, link, why, agents, iv, pv):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _no_route_reason(node, net):  # pragma: no cover - compiled
-    return NO_SHELTER_SPACE if net[12][node] else NO_ROUTE
+def _no_route_reason(node, reach_any):  # pragma: no cover - compiled
+    return NO_SHELTER_SPACE if reach_any[node] else NO_ROUTE
 
 
 @njit(cache=True, inline="always")
-def _enter(a, link, e, k, te, net, links, agents, log_agent, log_link, iv):  # pragma: no cover - compiled
-    link_from, t0 = net[0], net[2]
-    count, head, tail = links[0], links[1], links[2]
-    entries, peak_load, last_entry = links[11], links[15], links[16]
-    persons, a_link, a_node = agents[2], agents[5], agents[6]
-    t_ready, next_in, enter_k = agents[7], agents[8], agents[12]
+def _enter(a, link, e, k, te, link_from, t0, count, head, tail, next_exit, active, active_pos, entries, peak_load,
+           last_entry, wake, persons, a_link, a_node, t_ready, next_in, enter_k, log_agent, log_link,
+           iv):  # pragma: no cover - compiled
     next_in[a] = -1
     t_ready[a] = e + t0[link]
     if tail[link] >= 0:
         next_in[tail[link]] = a
     else:
         head[link] = a
-        links[17][link] = max(t_ready[a], links[6][link], te)   # wake: it can leave from the next step on
+        wake[link] = max(t_ready[a], next_exit[link], te)   # it can leave from the next step on
     tail[link] = a
     count[link] += 1
     enter_k[a] = k
@@ -153,7 +151,7 @@ def _enter(a, link, e, k, te, net, links, agents, log_agent, log_link, iv):  # p
         peak_load[link] = count[link]
     if e > last_entry[link]:
         last_entry[link] = e
-    _activate(link, links, iv)
+    _activate(link, active, active_pos, iv)
     if len(log_agent) > 0:
         u = iv[LOG_USED]
         log_agent[u] = a
@@ -161,26 +159,28 @@ def _enter(a, link, e, k, te, net, links, agents, log_agent, log_link, iv):  # p
         iv[LOG_USED] = u + 1
 
 
-@njit(cache=True, inline="always")
-def _dispatch(a, node, tn, net, links, agents, limbo, shelter_occ, shelter_open, iv, pv):  # pragma: no cover
+@njit(cache=True)
+def _dispatch(a, node, tn, link_to, t0, inv_cap, close_at, out_ptr, out_link, sh_ptr, sh_idx, sh_cap, dist,
+              reach_any, count, wait_head, wait_tail, wait_count, active, active_pos, persons, status, a_link, a_node,
+              t_ready, next_in, arrival, shelter, reason, limbo, shelter_occ, shelter_open, iv,
+              pv):  # pragma: no cover - compiled
     """An agent standing at `node` at time `tn`: shelter here, a link's waiting list, limbo
     (the table is stale: wait for the reroute), or trapped."""
-    persons, a_link, a_node, t_ready, next_in = agents[2], agents[5], agents[6], agents[7], agents[8]
-    wait_head, wait_tail, wait_count = links[3], links[4], links[5]
-    s = _shelter_at(node, persons[a], net, shelter_occ, shelter_open, iv)
+    s = _shelter_at(node, persons[a], sh_ptr, sh_idx, sh_cap, shelter_occ, shelter_open, iv)
     if s >= 0:
-        _evacuate(a, s, node, tn, net, agents, shelter_occ, shelter_open, iv, pv)
+        _evacuate(a, s, node, tn, persons, status, a_link, a_node, arrival, shelter, sh_cap, shelter_occ,
+                  shelter_open, iv, pv)
         return
-    link = _choose_link(node, tn, net, links)
+    link = _choose_link(node, tn, link_to, t0, inv_cap, close_at, out_ptr, out_link, dist, count, wait_count)
     a_node[a] = node
     a_link[a] = -1
     t_ready[a] = tn                                  # while waiting: the time it reached the node
     if link < 0:
-        if net[11][node] < np.inf:
+        if dist[node] < np.inf:
             limbo[iv[N_LIMBO]] = a
             iv[N_LIMBO] += 1
         else:
-            _trap(a, node, -1, _no_route_reason(node, net), agents, iv, pv)
+            _trap(a, node, -1, _no_route_reason(node, reach_any), persons, status, a_link, a_node, reason, iv, pv)
         return
     next_in[a] = -1
     if wait_tail[link] >= 0:
@@ -189,17 +189,17 @@ def _dispatch(a, node, tn, net, links, agents, limbo, shelter_occ, shelter_open,
         wait_head[link] = a
     wait_tail[link] = a
     wait_count[link] += 1
-    _activate(link, links, iv)
+    _activate(link, active, active_pos, iv)
 
 
 @njit(cache=True)
-def _record_sample(net, links, rec, shelter_occ, iv, pv):  # pragma: no cover - compiled
-    series, occ_series, load_series, flow_scale = rec[1], rec[2], rec[3], rec[4]
-    count, flow_iv, peak_flow = links[0], links[12], links[13]
+def _record_sample(count, flow_iv, peak_flow, series, occ_series, load_series, flow_scale, shelter_occ, iv,
+                   pv):  # pragma: no cover - compiled
     j = iv[NEXT_SAMPLE]
     for c in range(4):
         series[j, c] = pv[c]
-    occ_series[j, :] = shelter_occ
+    for c in range(len(shelter_occ)):
+        occ_series[j, c] = shelter_occ[c]
     if load_series.shape[0] > 0:
         for link in range(len(count)):
             load_series[j, link] = count[link]
@@ -213,26 +213,28 @@ def _record_sample(net, links, rec, shelter_occ, iv, pv):  # pragma: no cover - 
     iv[NEXT_SAMPLE] = j + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter_open, log_agent, log_link,
               iv, pv, rng):  # pragma: no cover - compiled
     """Advance from step k until step k_end, a reroute is due (after the step that caused
     it) or the route log needs room. Returns (step reached, DONE | NEED_REROUTE | GROW_LOG)."""
-    link_to, inv_cap, storage, close_at, dist = net[1], net[3], net[4], net[5], net[11]
-    count, head, tail, wait_head, wait_tail, wait_count = links[0], links[1], links[2], links[3], links[4], links[5]
-    next_exit, n_ready, ready_tail, active, active_pos = links[6], links[7], links[8], links[9], links[10]
-    flow_iv, peak_queue, wake, held_on, movers = links[12], links[14], links[17], links[18], links[19]
-    depart, persons, status, t_ready, next_in, enter_k, dep_order = (agents[1], agents[2], agents[4], agents[7],
-                                                                     agents[8], agents[12], agents[13])
-    sample_steps = rec[0]
+    (link_from, link_to, t0, inv_cap, storage, close_at, out_ptr, out_link, sh_ptr, sh_idx, sh_cap, dist,
+     reach_any) = net
+    (count, head, tail, wait_head, wait_tail, wait_count, next_exit, n_ready, ready_tail, active, active_pos,
+     entries, flow_iv, peak_flow, peak_queue, peak_load, last_entry, wake, held_on, movers) = links
+    (origin, depart, persons, _group, status, a_link, a_node, t_ready, next_in, arrival, shelter, reason, enter_k,
+     dep_order) = agents
+    sample_steps, series, occ_series, load_series, flow_scale = rec
     n_agents = len(persons)
     n_samples = len(sample_steps)
+    use_log = len(log_agent) > 0
     while True:
         if iv[NEXT_SAMPLE] < n_samples and sample_steps[iv[NEXT_SAMPLE]] == k:
-            _record_sample(net, links, rec, shelter_occ, iv, pv)
+            _record_sample(count, flow_iv, peak_flow, series, occ_series, load_series, flow_scale, shelter_occ,
+                           iv, pv)
         if k >= k_end:
             return k, DONE
-        if len(log_agent) > 0 and iv[LOG_USED] + n_agents > len(log_agent):
+        if use_log and iv[LOG_USED] + n_agents > len(log_agent):
             return k, GROW_LOG
         t = k * dt
         te = t + dt
@@ -241,13 +243,15 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
         # agents that stood at a node while the table was stale try again
         n_limbo = iv[N_LIMBO]
         if n_limbo > 0:
-            again = limbo[:n_limbo].copy()
+            for i in range(n_limbo):                  # upper half of limbo: a copy to go through
+                limbo[n_agents + i] = limbo[i]
             iv[N_LIMBO] = 0
-        else:
-            again = limbo[:0]
-        for a in again:
-            _dispatch(a, agents[6][a], max(t_ready[a], t), net, links, agents, limbo, shelter_occ, shelter_open,
-                      iv, pv)
+            for i in range(n_agents, n_agents + n_limbo):
+                a = limbo[i]
+                _dispatch(a, a_node[a], max(t_ready[a], t), link_to, t0, inv_cap, close_at, out_ptr, out_link,
+                          sh_ptr, sh_idx, sh_cap, dist, reach_any, count, wait_head, wait_tail, wait_count, active,
+                          active_pos, persons, status, a_link, a_node, t_ready, next_in, arrival, shelter, reason,
+                          limbo, shelter_occ, shelter_open, iv, pv)
         # departures in [t, te)
         while iv[DEP_PTR] < n_agents and depart[dep_order[iv[DEP_PTR]]] < te:
             a = dep_order[iv[DEP_PTR]]
@@ -256,8 +260,10 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
             pv[P_NOT_DEPARTED] -= persons[a]
             pv[P_EN_ROUTE] += persons[a]
             iv[N_MOVING] += 1
-            _dispatch(a, agents[0][a], max(depart[a], t), net, links, agents, limbo, shelter_occ, shelter_open,
-                      iv, pv)
+            _dispatch(a, origin[a], max(depart[a], t), link_to, t0, inv_cap, close_at, out_ptr, out_link,
+                      sh_ptr, sh_idx, sh_cap, dist, reach_any, count, wait_head, wait_tail, wait_count, active,
+                      active_pos, persons, status, a_link, a_node, t_ready, next_in, arrival, shelter, reason,
+                      limbo, shelter_occ, shelter_open, iv, pv)
 
         # the links that can change this step; the others wait for a time (wake) or for room on
         # the link their head is held by. Drops links nobody is on or waiting for.
@@ -266,16 +272,18 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
         next_event = np.inf
         for i in range(iv[N_ACTIVE]):
             link = active[i]
-            if count[link] == 0 and wait_count[link] == 0:
+            c = count[link]
+            wc = wait_count[link]
+            if c == 0 and wc == 0:
                 active_pos[link] = -1
                 continue
-            active[n] = link
-            active_pos[link] = n
+            active[n] = link                          # active_pos: membership (positions may be stale)
             n += 1
-            if wait_count[link] == 0 or count[link] >= storage[link]:
-                if wake[link] >= te:
-                    if wake[link] < next_event:
-                        next_event = wake[link]
+            if wc == 0 or c >= storage[link]:
+                w = wake[link]
+                if w >= te:
+                    if w < next_event:
+                        next_event = w
                     continue
                 h = held_on[link]
                 if h >= 0 and count[h] >= storage[h]:
@@ -305,10 +313,11 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
                 e = max(t_ready[a], next_exit[link], t)
                 if e >= te or e >= close_at[link]:
                     break
-                s = _shelter_at(node, persons[a], net, shelter_occ, shelter_open, iv)
+                s = _shelter_at(node, persons[a], sh_ptr, sh_idx, sh_cap, shelter_occ, shelter_open, iv)
                 nxt = -1
                 if s < 0:
-                    nxt = _choose_link(node, e, net, links)
+                    nxt = _choose_link(node, e, link_to, t0, inv_cap, close_at, out_ptr, out_link, dist, count,
+                                       wait_count)
                     if nxt < 0 and dist[node] < np.inf:
                         break                         # the table is stale: hold until the reroute
                     if nxt >= 0 and count[nxt] >= storage[nxt]:
@@ -325,11 +334,15 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
                 next_exit[link] = e + inv_cap[link]
                 flow_iv[link] += persons[a]
                 if s >= 0:
-                    _evacuate(a, s, node, e, net, agents, shelter_occ, shelter_open, iv, pv)
+                    _evacuate(a, s, node, e, persons, status, a_link, a_node, arrival, shelter, sh_cap, shelter_occ,
+                              shelter_open, iv, pv)
                 elif nxt >= 0:
-                    _enter(a, nxt, e, k, te, net, links, agents, log_agent, log_link, iv)
+                    _enter(a, nxt, e, k, te, link_from, t0, count, head, tail, next_exit, active, active_pos, entries,
+                           peak_load, last_entry, wake, persons, a_link, a_node, t_ready, next_in, enter_k,
+                           log_agent, log_link, iv)
                 else:
-                    _trap(a, node, -1, _no_route_reason(node, net), agents, iv, pv)
+                    _trap(a, node, -1, _no_route_reason(node, reach_any), persons, status, a_link, a_node, reason,
+                          iv, pv)
             if n_ready[link] > peak_queue[link]:
                 peak_queue[link] = n_ready[link]
             while wait_head[link] >= 0 and count[link] < storage[link]:
@@ -341,7 +354,9 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
                 if wait_head[link] < 0:
                     wait_tail[link] = -1
                 wait_count[link] -= 1
-                _enter(a, link, e, k, te, net, links, agents, log_agent, log_link, iv)
+                _enter(a, link, e, k, te, link_from, t0, count, head, tail, next_exit, active, active_pos, entries,
+                       peak_load, last_entry, wake, persons, a_link, a_node, t_ready, next_in, enter_k,
+                       log_agent, log_link, iv)
             h = head[link]
             if h >= 0:
                 w = max(t_ready[h], next_exit[link])
@@ -363,19 +378,22 @@ def run_steps(k, k_end, dt, net, links, agents, rec, limbo, shelter_occ, shelter
                 k = target
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def close_links(closing, t, net, links, agents, limbo, iv, pv):  # pragma: no cover - compiled
     """From now on nobody enters or leaves these links: agents on them are trapped at the
     link's start node; those waiting to enter go back to their node to choose again."""
     link_from = net[0]
     count, head, tail, wait_head, wait_tail, wait_count = links[0], links[1], links[2], links[3], links[4], links[5]
     n_ready, ready_tail, active, active_pos = links[7], links[8], links[9], links[10]
-    t_ready, next_in = agents[7], agents[8]
+    persons, status, a_link, a_node, t_ready, next_in, reason = (agents[2], agents[4], agents[5], agents[6], agents[7],
+                                                                 agents[8], agents[11])
+    for i in range(iv[N_ACTIVE]):                    # run_steps keeps only the membership up to date
+        active_pos[active[i]] = i
     for link in closing:
         a = head[link]
         while a >= 0:
             nxt = next_in[a]
-            _trap(a, link_from[link], link, CAUGHT_ON_CLOSED_LINK, agents, iv, pv)
+            _trap(a, link_from[link], link, CAUGHT_ON_CLOSED_LINK, persons, status, a_link, a_node, reason, iv, pv)
             a = nxt
         head[link] = -1
         tail[link] = -1

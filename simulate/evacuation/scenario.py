@@ -117,7 +117,8 @@ def run_evacuation(store, inp: EvacuationInputs, *, results: PriorResults | None
         "links": outputs.links_layer(network, result, closures, roads, crs,
                                      persons_per_agent=float(agents.persons.mean()) if len(agents) else 1.0),
         "routes": outputs.routes_layer(network, agents, result, shelters, crs),
-        "shelters": outputs.shelters_layer(shelters, result, crs),
+        "shelters": outputs.shelters_layer(shelters, result, crs,
+                                           largest_agent=float(agents.persons.max()) if len(agents) else 1.0),
         "trapped": outputs.trapped_layer(network, agents, result, crs),
     }
     summary = _summary(inp, hazard, network, agents, shelters, result, layers, people, no_access,

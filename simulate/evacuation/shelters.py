@@ -144,7 +144,8 @@ def find_shelters(pois, buildings, network: RoadNetwork, rules: EvacuationDefaul
     parts += [_building_candidates(buildings, capacity, taken, shelter_rules), _extra_candidates(rules, crs)]
     candidates = pd.concat([p for p in parts if len(p)] or [pd.DataFrame(columns=_COLUMNS)], ignore_index=True)
 
-    capacity = pd.to_numeric(candidates["capacity"], errors="coerce").to_numpy(dtype=float)
+    # whole persons: a shelter of 4,700.6 places takes 4,700 people and is then full
+    capacity = np.floor(pd.to_numeric(candidates["capacity"], errors="coerce").to_numpy(dtype=float))
     geoms = candidates["geometry"].to_numpy(dtype=object)
     host = candidates["host"].to_numpy(dtype=np.int64)
     unsafe = _row_mask(flooded, len(buildings)) | _flag(buildings, "flooded")

@@ -43,6 +43,17 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
+def _finite(obj):
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _check_name(kind: str, name: str) -> None:
     if not _NAME.match(name):
         raise ProcessError(f"{kind} output name '{name}' is not a plain identifier")
@@ -90,7 +101,8 @@ def write_results(job_dir: Path, result: ProcessResult, outputs: Mapping[str, Ou
     import pyogrio
 
     summary_output = next((k for k, spec in outputs.items() if spec.kind == "summary"), "summary")
-    (job_dir / SUMMARY).write_text(json.dumps(result.summary, default=_json_default, indent=1), encoding="utf-8")
+    summary = json.loads(json.dumps(result.summary, default=_json_default))
+    (job_dir / SUMMARY).write_text(json.dumps(_finite(summary), indent=1, allow_nan=False), encoding="utf-8")
     layers: dict[str, LayerRecord] = {}
     for name, frame in result.layers.items():
         _check_name("layer", name)

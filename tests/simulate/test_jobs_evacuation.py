@@ -73,9 +73,12 @@ def test_a_flood_job_feeds_an_evacuation_job(flooded):
     assert set(routes["shelter"]) <= set(shelters["shelter"])
     assert np.isclose(routes["persons"].sum(), summary["evacuated"], atol=0.5)
 
-    # trapped people are located, and add up
+    # trapped people are located, and add up; nobody is refused for want of space while a shelter has room
     trapped = read_layer(job_dir, "trapped")
     assert np.isclose(trapped["persons"].sum(), summary["trapped"], atol=0.5)
+    if (trapped["reason"] == "no_shelter_space").any():
+        assert shelters["full_at_s"].notna().all()
+        assert (shelters["capacity"] - shelters["occupancy"] < 1.0).all()
 
     # every layer is a Features collection of the twin
     served = {name for name, layer in result_layers(twin).items() if layer.job_id == job.id}

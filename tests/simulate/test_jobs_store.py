@@ -129,3 +129,15 @@ def test_process_description_from_the_inputs_model():
     assert doc["inputs"]["inner"]["schema"]["properties"]["weight"]["exclusiveMinimum"] == 0
     assert doc["outputs"]["depth"]["schema"]["x-units"] == "m"
     assert "$ref" not in json.dumps(doc)
+
+
+def test_summaries_with_nan_and_infinity_are_written_as_strict_json(tmp_path):
+    from simulate.jobs.results import write_results
+    from simulate.process import ProcessResult
+    import numpy as np
+
+    result = ProcessResult(summary={"a": float("nan"), "b": [1.0, np.float64("inf")], "c": {"d": np.nan, "e": 2}})
+    write_results(tmp_path, result, {}, job_id="j", classification="public")
+    text = (tmp_path / "summary.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}")) == \
+        {"a": None, "b": [1.0, None], "c": {"d": None, "e": 2}}
