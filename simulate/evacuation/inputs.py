@@ -19,6 +19,8 @@ class HazardInput(BaseModel):
     polygon: dict[str, Any] | None = Field(None, description="GeoJSON Polygon/MultiPolygon/Feature(Collection)")
     polygon_crs: str = Field("EPSG:4326", description="CRS of the polygon's coordinates")
     close_roads_inside: bool = Field(False, description="polygon hazard: roads inside it are closed from the start")
+    lead_time_min: float = Field(0.0, ge=0, le=24 * 60, description="flood hazard: the warning comes this long "
+                                                                   "before the flood starts, so roads close later")
 
     @model_validator(mode="after")
     def _one_source(self) -> HazardInput:

@@ -79,6 +79,8 @@ def run_evacuation(store, inp: EvacuationInputs, *, results: PriorResults | None
     report(5.0, "road network", None)
     network, dropped_nodes = largest_strong_component(build_network(roads, inp.mode))
     closures = link_closures(hazard, network)
+    if inp.hazard.lead_time_min and len(closures.link):
+        closures = Closures(closures.link, closures.at_s + inp.hazard.lead_time_min * 60.0)
 
     leaving = buildings.iloc[np.flatnonzero(hazard.evacuate)]
     people, _source = people_by_building(

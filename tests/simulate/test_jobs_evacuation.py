@@ -123,3 +123,22 @@ def test_twin_evacuate_command(flooded, tmp_path):
 
     missing = CliRunner().invoke(cli, ["evacuate", str(twin), "--hazard", str(tmp_path / "nowhere.geojson")])
     assert missing.exit_code == 2 and "nowhere.geojson" in missing.output
+
+
+@pytest.mark.slow
+def test_a_warning_lead_time_delays_the_closures_and_gets_more_people_out(flooded):
+    twin, manager, flood = flooded
+    runs = {}
+    for lead in (0, 45):
+        job = manager.submit("evacuation", {"hazard": {"flood_job": flood.id, "lead_time_min": lead},
+                                            "response": {"distribution": "immediate"}, "horizon": "2h"},
+                             owner="ops", mode="sync")
+        job_dir = manager.jobs.job_dir(job.id)
+        runs[lead] = (read_summary(job_dir), read_layer(job_dir, "links").set_index("link"))
+    (early, early_links), (warned, warned_links) = runs[0], runs[45]
+    both = early_links.index.intersection(warned_links.index)
+    closed = both[early_links.loc[both, "closed_at_s"].notna().to_numpy()]
+    assert len(closed) and np.allclose(warned_links.loc[closed, "closed_at_s"],
+                                       early_links.loc[closed, "closed_at_s"] + 45 * 60)
+    assert warned["population"] == early["population"]
+    assert warned["evacuated"] >= early["evacuated"] and warned["trapped"] <= early["trapped"]
