@@ -121,8 +121,12 @@ def test_evacuation_from_the_panel(open_viewer, server, evac_twin, artifacts_dir
         page.click("#scenario-tabs [data-tab=evacuation]")
         assert page.is_visible("#evac-panel") and not page.is_visible("#flood-panel")
         assert page.inner_text("#evac-panel .flood-title").strip() == "疏散情景"
-        page.wait_for_function("id => document.querySelector('#evac-flood-job').value === id", arg=flood_id)
-        assert "当前显示" in page.eval_on_selector("#evac-flood-job", "s => s.selectedOptions[0].textContent")
+        # the flood panel finishes opening its job asynchronously; the panel re-renders on tab show and refresh
+        page.wait_for_function(
+            """id => { const s = document.querySelector('#evac-flood-job');
+                       if (!(s.value === id && s.selectedOptions[0].textContent.includes('当前显示'))) {
+                         twin.evacuation.refreshFloodJobs(); return false; }
+                       return true; }""", arg=flood_id, polling=500, timeout=20000)
 
         # drawing a zone: clicks add corners, Esc drops it, a double-click closes it
         page.evaluate(f"twin.flyTo({ROADS_VIEW[0]}, {ROADS_VIEW[1]}, 0, {{range: 1500, duration: 0, pitchDeg: -58}})")
