@@ -4,8 +4,9 @@
 // see the results: the hazard zone, road loads animated over time, shelters filling, trapped people, routes
 // (EvacuationOverlay), the evacuation curve with a cursor on the time shown, and a summary with the
 // bottleneck roads. Earlier runs can be reopened.
-import { apiKey, getJSON, postJSON } from "./api.js";
+import { apiKey, getJSON } from "./api.js";
 import { onLangChange, t } from "./i18n.js";
+import { followJob, submitJob } from "./jobs.js";
 import { curveChart } from "./evacuation-chart.js";
 import { loadResults } from "./evacuation-data.js";
 import { fmt, h, minutes, when } from "./evacuation-dom.js";
@@ -21,7 +22,6 @@ const RESPONSES = {
   mean30: { key: "evacMean30", sub: "evacRayleigh", response: { distribution: "rayleigh", mean_s: 1800 } },
 };
 const HORIZONS_H = [1, 2, 3, 6];
-const POLL_MS = 1000;
 const PLAY_MS = 120;
 const PLAY_SECONDS = 15;     // one pass of the animation, whatever the horizon
 const ICON = '<svg viewBox="0 0 24 24"><circle cx="13.5" cy="4.5" r="2" fill="currentColor"/><path d="M9 21l2.5-6 2.5 2.5V21M7 12.5l2.5-4 4 1 2.5 3.5 3 .5M11.5 15l1-5.5" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/><path d="M19 16h3m0 0-1.5-1.5M22 16l-1.5 1.5" stroke="currentColor" stroke-width="1.5" stroke-linecap="round" fill="none"/></svg>';
@@ -64,7 +64,7 @@ export class EvacuationPanel {
     this.floodJobs = [];
     this.floodChoice = null;      // a flood job the user picked (else the one the flood panel shows)
     this.choice = { hazard: "flood", mode: "walk", time: "day", response: "mean10" };
-    this.timer = null;
+    this.following = null;   // the job being followed (a token)
     this.player = null;
     this.chart = null;
     this.tianhe = false;
@@ -280,12 +280,7 @@ export class EvacuationPanel {
     this.message("");
     $(this.element, "#evac-run").disabled = true;
     try {
-      const r = await postJSON("/ogc/processes/evacuation/execution", { inputs }, { Prefer: "respond-async" });
-      if (r.status === 401) throw new Error(t("badKey"));
-      if (r.status === 403) throw new Error(t("noScope"));
-      if (r.status >= 400 || !r.body) throw new Error(`${t("runFailed")}: ${(r.body && r.body.description) || r.status}`);
-      const id = r.status === 200 ? ((r.headers.get("Link") || "").match(/jobs\/([^>]+)>/) || [])[1] : r.body.jobID;
-      if (!id) throw new Error(`${t("runFailed")}: ${r.status}`);
+      const id = await submitJob("evacuation", inputs);
       await this.follow(id);
       return id;
     } catch (error) {
@@ -296,28 +291,26 @@ export class EvacuationPanel {
     }
   }
 
-  /** Poll a job until it ends, showing its progress; open its results when it succeeds. */
+  /** Follow a job until it ends, showing its progress; open its results when it succeeds. */
   async follow(jobId) {
-    clearTimeout(this.timer);
+    const token = (this.following = Symbol(jobId));
     this.state = "running";
     this.closeResults();
     $(this.element, "#evac-run").disabled = true;
-    const poll = async () => {
-      let job;
-      try {
-        job = await getJSON(`/ogc/jobs/${jobId}`);
-      } catch (error) {
-        this.fail(`${t("runFailed")}: ${error.message}`);
-        return;
-      }
-      this.job = job;
-      this.renderProgress();
-      this.showForm(false);
-      if (job.status === "accepted" || job.status === "running") this.timer = setTimeout(poll, POLL_MS);
-      else if (job.status === "successful") await this.open(jobId);
-      else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
-    };
-    await poll();
+    let job;
+    try {
+      job = await followJob(jobId, (status) => {
+        this.job = status;
+        this.renderProgress();
+        this.showForm(false);
+      }, () => this.following === token);
+    } catch (error) {
+      this.fail(`${t("runFailed")}: ${error.message}`);
+      return;
+    }
+    if (!job) return;
+    if (job.status === "successful") await this.open(jobId);
+    else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
   }
 
   fail(text) {
@@ -345,7 +338,7 @@ export class EvacuationPanel {
 
   // -- results -----------------------------------------------------------------------------------------
   async open(jobId) {
-    clearTimeout(this.timer);
+    this.following = null;
     try {
       const results = await loadResults(jobId);
       this.closeResults();

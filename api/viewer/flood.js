@@ -5,9 +5,10 @@
 // from the city's defaults (city.toml [scenarios.flood], served in /viewer-config.json): the drainage field
 // shows the city's capacity and the river field (shown where the city has rivers) its normal level, with
 // presets for the normal and the warning level.
-import { apiKey, getJSON, postJSON } from "./api.js";
+import { apiKey, getJSON } from "./api.js";
 import { lineChart } from "./chart.js";
 import { addStrings, getLang, onLangChange, t } from "./i18n.js";
+import { followJob, submitJob } from "./jobs.js";
 import { FloodOverlay } from "./flood-layers.js";
 
 addStrings({
@@ -24,7 +25,6 @@ const PRESETS = [
   { id: "burst", key: "presetBurst", rain: 100, hours: 1 },
 ];
 const RESOLUTIONS = [10, 20, 30, 40, 50];
-const POLL_MS = 1000;
 const PLAY_MS = 800;
 const IMPASSABLE_M = 0.3;
 
@@ -71,7 +71,7 @@ export class FloodPanel {
     this.buildings = null;
     this.hydrograph = null;    // {lon, lat, series}
     this.picking = false;
-    this.timer = null;
+    this.following = null;   // the job being followed (a token)
     this.player = null;
     this.defaults = { drainage_mm_h: 0, rivers: [] };    // the city's, once /viewer-config.json is read
     this.build();
@@ -276,16 +276,7 @@ export class FloodPanel {
     this.message("");
     $(this.element, "#flood-run").disabled = true;
     try {
-      const r = await postJSON("/ogc/processes/flood/execution", { inputs }, { Prefer: "respond-async" });
-      if (r.status === 401) throw new Error(t("badKey"));
-      if (r.status === 403) throw new Error(t("noScope"));
-      if (r.status >= 400 || !r.body) throw new Error(`${t("runFailed")}: ${(r.body && r.body.description) || r.status}`);
-      if (r.status === 200) {                      // ran synchronously: the results document came back
-        const id = (r.headers.get("Link") || "").match(/jobs\/([^>]+)>/);
-        if (id) await this.follow(id[1]);
-        return;
-      }
-      await this.follow(r.body.jobID);
+      await this.follow(await submitJob("flood", inputs));
     } catch (error) {
       this.state = "failed";
       this.message(error.message || String(error));
@@ -293,32 +284,26 @@ export class FloodPanel {
     }
   }
 
-  /** Poll a job until it ends, showing its progress; open its results when it succeeds. */
+  /** Follow a job until it ends, showing its progress; open its results when it succeeds. */
   async follow(jobId) {
-    clearTimeout(this.timer);
+    const token = (this.following = Symbol(jobId));
     this.state = "running";
     this.closeResults();
     $(this.element, "#flood-run").disabled = true;
-    const poll = async () => {
-      let job;
-      try {
-        job = await getJSON(`/ogc/jobs/${jobId}`);
-      } catch (error) {
-        this.fail(`${t("runFailed")}: ${error.message}`);
-        return;
-      }
-      this.job = job;
-      this.renderProgress();
-      this.showForm(false);
-      if (job.status === "accepted" || job.status === "running") {
-        this.timer = setTimeout(poll, POLL_MS);
-      } else if (job.status === "successful") {
-        await this.open(jobId);
-      } else {
-        this.fail(`${t("runFailed")}: ${job.message || job.status}`);
-      }
-    };
-    await poll();
+    let job;
+    try {
+      job = await followJob(jobId, (status) => {
+        this.job = status;
+        this.renderProgress();
+        this.showForm(false);
+      }, () => this.following === token);
+    } catch (error) {
+      this.fail(`${t("runFailed")}: ${error.message}`);
+      return;
+    }
+    if (!job) return;
+    if (job.status === "successful") await this.open(jobId);
+    else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
   }
 
   fail(text) {
@@ -352,7 +337,7 @@ export class FloodPanel {
 
   // -- results -----------------------------------------------------------------------------------------
   async open(jobId) {
-    clearTimeout(this.timer);
+    this.following = null;
     try {
       const [job, summary, buildings] = await Promise.all([
         getJSON(`/ogc/jobs/${jobId}`), getJSON(`/ogc/jobs/${jobId}/results/summary`),
