@@ -43,7 +43,6 @@ def run_evacuate_cli(twin_dir: Path, hazard: str, *, mode: str = "walk", time_of
     """Raises TwinError subclasses for the CLI to report."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from simulate.jobs.manager import JobManager
     from simulate.jobs.results import read_summary
