@@ -6,7 +6,7 @@
 // bottleneck roads. Earlier runs can be reopened.
 import { apiKey, getJSON } from "./api.js";
 import { onLangChange, t } from "./i18n.js";
-import { followJob, submitJob } from "./jobs.js";
+import { JobPanel } from "./jobs.js";
 import { curveChart } from "./evacuation-chart.js";
 import { loadResults } from "./evacuation-data.js";
 import { fmt, h, minutes, when } from "./evacuation-dom.js";
@@ -46,17 +46,16 @@ function horizonSeconds(value) {
   return iso ? Number(iso[1] || 0) * 3600 + Number(iso[2] || 0) * 60 : 3 * 3600;
 }
 
-export class EvacuationPanel {
+export class EvacuationPanel extends JobPanel {
   constructor(viewer, registry, element, { info = null, flood = null } = {}) {
+    super(element, "#evac-run");
     this.viewer = viewer;
     this.registry = registry;
-    this.element = element;
     this.info = info;
     this.flood = flood;
     this.overlay = new EvacuationOverlay(viewer, registry);
     this.drawer = new ZoneDrawer(viewer, { onChange: () => this.renderZone() });
     this.state = "idle";          // idle | running | done | failed
-    this.job = null;              // the job's status document
     this.summary = null;
     this.curve = null;            // rows of curve.csv
     this.results = null;
@@ -64,7 +63,6 @@ export class EvacuationPanel {
     this.floodJobs = [];
     this.floodChoice = null;      // a flood job the user picked (else the one the flood panel shows)
     this.choice = { hazard: "flood", mode: "walk", time: "day", response: "mean10" };
-    this.following = null;   // the job being followed (a token)
     this.player = null;
     this.chart = null;
     this.tianhe = false;
@@ -277,49 +275,9 @@ export class EvacuationPanel {
     if (!apiKey()) { this.message(t("needKey")); return null; }
     inputs = inputs || this.formInputs();
     if (!inputs) { this.message(t("evacNeedHazard")); return null; }
-    this.message("");
-    $(this.element, "#evac-run").disabled = true;
-    try {
-      const id = await submitJob("evacuation", inputs);
-      await this.follow(id);
-      return id;
-    } catch (error) {
-      this.state = "failed";
-      this.message(error.message || String(error));
-      $(this.element, "#evac-run").disabled = false;
-      return null;
-    }
+    return this.submit("evacuation", inputs);
   }
 
-  /** Follow a job until it ends, showing its progress; open its results when it succeeds. */
-  async follow(jobId) {
-    const token = (this.following = Symbol(jobId));
-    this.state = "running";
-    this.closeResults();
-    $(this.element, "#evac-run").disabled = true;
-    let job;
-    try {
-      job = await followJob(jobId, (status) => {
-        this.job = status;
-        this.renderProgress();
-        this.showForm(false);
-      }, () => this.following === token);
-    } catch (error) {
-      this.fail(`${t("runFailed")}: ${error.message}`);
-      return;
-    }
-    if (!job) return;
-    if (job.status === "successful") await this.open(jobId);
-    else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
-  }
-
-  fail(text) {
-    this.state = "failed";
-    this.showForm(true);
-    this.message(text);
-    $(this.element, "#evac-run").disabled = false;
-    this.refreshJobs();
-  }
 
   renderProgress() {
     const job = this.job;
@@ -353,7 +311,7 @@ export class EvacuationPanel {
       this.state = "done";
       $(this.element, "#evac-results").hidden = false;
       this.showForm(false);
-      $(this.element, "#evac-run").disabled = false;
+      this.setRunning(false);
       this.message("");
       this.renderDynamic();
       this.setTime(this.overlay.peakTime());     // where the roads are fullest: the first thing to look at

@@ -8,7 +8,7 @@
 import { apiKey, getJSON } from "./api.js";
 import { lineChart } from "./chart.js";
 import { addStrings, getLang, onLangChange, t } from "./i18n.js";
-import { followJob, submitJob } from "./jobs.js";
+import { JobPanel } from "./jobs.js";
 import { FloodOverlay } from "./flood-layers.js";
 
 addStrings({
@@ -58,20 +58,18 @@ function h(tag, attrs = {}, ...children) {
 const fmt = (v, digits = 0) => Number(v).toLocaleString(getLang() === "zh" ? "zh-CN" : "en",
   { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-export class FloodPanel {
+export class FloodPanel extends JobPanel {
   constructor(viewer, registry, element, { info } = {}) {
+    super(element, "#flood-run");
     this.viewer = viewer;
     this.registry = registry;
-    this.element = element;
     this.info = info;
     this.overlay = new FloodOverlay(viewer, registry);
     this.state = "idle";       // idle | running | done | failed
-    this.job = null;           // the job's status document
     this.summary = null;
     this.buildings = null;
     this.hydrograph = null;    // {lon, lat, series}
     this.picking = false;
-    this.following = null;   // the job being followed (a token)
     this.player = null;
     this.defaults = { drainage_mm_h: 0, rivers: [] };    // the city's, once /viewer-config.json is read
     this.build();
@@ -273,46 +271,9 @@ export class FloodPanel {
     if (this.defaults.rivers.length && !(sameNormal && river === this.riverLevels().normal)) {
       inputs.river_level_m = river;
     }
-    this.message("");
-    $(this.element, "#flood-run").disabled = true;
-    try {
-      await this.follow(await submitJob("flood", inputs));
-    } catch (error) {
-      this.state = "failed";
-      this.message(error.message || String(error));
-      $(this.element, "#flood-run").disabled = false;
-    }
+    await this.submit("flood", inputs);
   }
 
-  /** Follow a job until it ends, showing its progress; open its results when it succeeds. */
-  async follow(jobId) {
-    const token = (this.following = Symbol(jobId));
-    this.state = "running";
-    this.closeResults();
-    $(this.element, "#flood-run").disabled = true;
-    let job;
-    try {
-      job = await followJob(jobId, (status) => {
-        this.job = status;
-        this.renderProgress();
-        this.showForm(false);
-      }, () => this.following === token);
-    } catch (error) {
-      this.fail(`${t("runFailed")}: ${error.message}`);
-      return;
-    }
-    if (!job) return;
-    if (job.status === "successful") await this.open(jobId);
-    else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
-  }
-
-  fail(text) {
-    this.state = "failed";
-    this.showForm(true);
-    this.message(text);
-    $(this.element, "#flood-run").disabled = false;
-    this.refreshJobs();
-  }
 
   horizonMin(job = this.job) {
     const inp = (job && job.inputs) || {};
@@ -354,7 +315,7 @@ export class FloodPanel {
       slider.value = String(this.overlay.frameIndex);
       $(this.element, "#flood-results").hidden = false;
       this.showForm(false);
-      $(this.element, "#flood-run").disabled = false;
+      this.setRunning(false);
       this.message("");
       this.renderProgress();
       this.renderDynamic();

@@ -30,3 +30,65 @@ export async function followJob(jobId, onStatus, wanted = () => true) {
     if (!wanted()) return null;
   }
 }
+
+/** What the scenario panels share: run a process as a job, follow it, show failures. A subclass has a
+ * `runButton` selector and the hooks message(text), closeResults(), renderProgress(), showForm(show),
+ * open(jobId) and refreshJobs(). */
+export class JobPanel {
+  constructor(element, runButton) {
+    this.element = element;
+    this.runButton = runButton;
+    this.following = null;   // the job being followed (a token); null stops following
+    this.job = null;         // its latest status document
+  }
+
+  setRunning(running) {
+    this.element.querySelector(this.runButton).disabled = running;
+  }
+
+  /** Submit and follow; resolves to the job id, or null when it could not start. */
+  async submit(processId, inputs) {
+    this.message("");
+    this.setRunning(true);
+    try {
+      const id = await submitJob(processId, inputs);
+      await this.follow(id);
+      return id;
+    } catch (error) {
+      this.state = "failed";
+      this.message(error.message || String(error));
+      this.setRunning(false);
+      return null;
+    }
+  }
+
+  /** Follow a job until it ends, showing its progress; open its results when it succeeds. */
+  async follow(jobId) {
+    const token = (this.following = Symbol(jobId));
+    this.state = "running";
+    this.closeResults();
+    this.setRunning(true);
+    let job;
+    try {
+      job = await followJob(jobId, (status) => {
+        this.job = status;
+        this.renderProgress();
+        this.showForm(false);
+      }, () => this.following === token);
+    } catch (error) {
+      this.fail(`${t("runFailed")}: ${error.message}`);
+      return;
+    }
+    if (!job) return;
+    if (job.status === "successful") await this.open(jobId);
+    else this.fail(`${t("runFailed")}: ${job.message || job.status}`);
+  }
+
+  fail(text) {
+    this.state = "failed";
+    this.showForm(true);
+    this.message(text);
+    this.setRunning(false);
+    this.refreshJobs();
+  }
+}
